@@ -1,0 +1,117 @@
+//! The result channel: the guest's second UART (port I/O, so it never goes
+//! through the DMA API and cannot disturb what it reports), carrying framed
+//! sections of raw output. The guest stays dumb; every parser lives on the
+//! host, where it can be tested against fixtures.
+//!
+//! ```text
+//! @@bounce ready WORKLOAD
+//! @@bounce begin NAME
+//! ...raw lines...
+//! @@bounce end NAME rc=N
+//! @@bounce done rc=N
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    pub lines: Vec<String>,
+    pub rc: Option<i32>,
+}
+
+/// What one line of the channel means to the guest's state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    Ready(String),
+    Begin(String),
+    End(String, i32),
+    Done(i32),
+    Line(String),
+}
+
+pub fn classify(line: &str) -> Signal {
+    let line = line.trim_end_matches('\r');
+    let Some(rest) = line.strip_prefix("@@bounce ") else { return Signal::Line(line.to_string()) };
+    let mut w = rest.split_whitespace();
+    let rc = |s: Option<&str>| s.and_then(|s| s.strip_prefix("rc=")).and_then(|n| n.parse().ok());
+    match (w.next(), w.next(), w.next()) {
+        (Some("ready"), Some(name), _) => Signal::Ready(name.to_string()),
+        (Some("begin"), Some(name), _) => Signal::Begin(name.to_string()),
+        (Some("end"), Some(name), r) => Signal::End(name.to_string(), rc(r).unwrap_or(-1)),
+        (Some("done"), r, _) => Signal::Done(rc(r).unwrap_or(-1)),
+        _ => Signal::Line(line.to_string()),
+    }
+}
+
+/// Accumulates sections as lines arrive.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Transcript {
+    pub ready: Option<String>,
+    pub done: Option<i32>,
+    pub sections: BTreeMap<String, Section>,
+    #[serde(skip)]
+    open: Option<String>,
+}
+
+impl Transcript {
+    pub fn feed(&mut self, line: &str) -> Signal {
+        let sig = classify(line);
+        match &sig {
+            Signal::Ready(w) => self.ready = Some(w.clone()),
+            Signal::Begin(name) => {
+                self.sections.insert(name.clone(), Section { lines: Vec::new(), rc: None });
+                self.open = Some(name.clone());
+            }
+            Signal::End(name, rc) => {
+                if let Some(s) = self.sections.get_mut(name) {
+                    s.rc = Some(*rc);
+                }
+                self.open = None;
+            }
+            Signal::Done(rc) => self.done = Some(*rc),
+            Signal::Line(l) => {
+                if let Some(s) = self.open.as_ref().and_then(|n| self.sections.get_mut(n)) {
+                    s.lines.push(l.clone());
+                }
+            }
+        }
+        sig
+    }
+
+    pub fn parse(text: &str) -> Transcript {
+        let mut t = Transcript::default();
+        for l in text.lines() {
+            t.feed(l);
+        }
+        t
+    }
+
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_sections_with_return_codes() {
+        let t = Transcript::parse(
+            "noise\n@@bounce ready memory\n@@bounce begin meminfo\r\nMemTotal: 1 kB\n@@bounce end meminfo rc=0\nstray\n@@bounce begin x\n@@bounce end x rc=3\n@@bounce done rc=0\n",
+        );
+        assert_eq!(t.ready.as_deref(), Some("memory"));
+        assert_eq!(t.done, Some(0));
+        assert_eq!(t.section("meminfo").unwrap().lines, vec!["MemTotal: 1 kB"]);
+        assert_eq!(t.section("x").unwrap().rc, Some(3));
+        assert!(t.section("stray").is_none());
+    }
+
+    #[test]
+    fn truncated_stream_has_no_done() {
+        let t = Transcript::parse("@@bounce ready m\n@@bounce begin dmesg\nline\n");
+        assert_eq!(t.done, None);
+        assert_eq!(t.section("dmesg").unwrap().rc, None);
+    }
+}

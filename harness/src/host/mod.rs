@@ -1,0 +1,7 @@
+//! The host: the tools it must have, the accelerator it really offers, and
+//! the facts about it that every result records.
+
+pub mod accel;
+pub mod cmd;
+pub mod env;
+pub mod tools;

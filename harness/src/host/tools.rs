@@ -1,0 +1,204 @@
+//! Host tools: check what is there, install what is missing when we may.
+//!
+//! On a fresh Debian machine the harness installs its own dependencies
+//! (as root, non-interactively, saying what it installs); anywhere else it
+//! stops with the one command that would.
+
+use crate::failure::{Failure, Result};
+use serde::Deserialize;
+use std::path::Path;
+use std::process::Command;
+
+/// How a requirement is recognised as present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// An executable on PATH.
+    Bin(String),
+    /// A file, for headers and static libraries.
+    File(String),
+    /// A Debian package, where the file alone is ambiguous (busybox vs busybox-static).
+    Package(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RequirementFields")]
+pub struct Requirement {
+    pub probe: Probe,
+    /// The Debian package that provides it.
+    pub package: String,
+    /// Why the harness needs it, shown by `bounce doctor`.
+    pub why: String,
+    /// apt's resolver fails on some packages installed together with others
+    /// (qemu-system-x86 next to a backported qemu-utils): these go alone.
+    pub alone: bool,
+}
+
+/// The YAML shape: exactly one of `bin`, `file`, `package` says how to probe.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequirementFields {
+    bin: Option<String>,
+    file: Option<String>,
+    #[serde(rename = "installed")]
+    installed: Option<String>,
+    package: String,
+    why: String,
+    #[serde(default)]
+    alone: bool,
+}
+
+impl TryFrom<RequirementFields> for Requirement {
+    type Error = String;
+    fn try_from(f: RequirementFields) -> std::result::Result<Self, String> {
+        let probe = match (f.bin, f.file, f.installed) {
+            (Some(b), None, None) => Probe::Bin(b),
+            (None, Some(p), None) => Probe::File(p),
+            (None, None, Some(p)) => Probe::Package(p),
+            _ => return Err(format!("requirement for package {}: give exactly one of bin, file, installed", f.package)),
+        };
+        Ok(Requirement { probe, package: f.package, why: f.why, alone: f.alone })
+    }
+}
+
+impl Requirement {
+    fn new(probe: Probe, package: &str, why: &str) -> Self {
+        Requirement { probe, package: package.into(), why: why.into(), alone: false }
+    }
+
+    pub fn is_present(&self) -> bool {
+        match &self.probe {
+            Probe::Bin(b) => which::which(b).is_ok(),
+            Probe::File(f) => Path::new(f).exists(),
+            Probe::Package(p) => package_installed(p),
+        }
+    }
+
+    pub fn what(&self) -> &str {
+        match &self.probe {
+            Probe::Bin(s) | Probe::File(s) | Probe::Package(s) => s,
+        }
+    }
+}
+
+fn package_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// What every run needs, whatever the architecture. Architecture-specific
+/// tools (QEMU, cross compilers) come from `kernels/arch/*.yaml`.
+pub fn common() -> Vec<Requirement> {
+    use Probe::*;
+    vec![
+        Requirement::new(Bin("make".into()), "make", "kernel build"),
+        Requirement::new(Bin("gcc".into()), "gcc", "kernel build, guest tools"),
+        Requirement::new(Bin("flex".into()), "flex", "kernel build (Kconfig lexer)"),
+        Requirement::new(Bin("bison".into()), "bison", "kernel build (Kconfig parser)"),
+        Requirement::new(Bin("bc".into()), "bc", "kernel build (timeconst)"),
+        Requirement::new(Bin("perl".into()), "perl", "kernel build scripts"),
+        Requirement::new(File("/usr/include/gelf.h".into()), "libelf-dev", "kernel build (objtool)"),
+        Requirement::new(File("/usr/include/openssl/opensslv.h".into()), "libssl-dev", "kernel build (certificate tools)"),
+        Requirement::new(Bin("xz".into()), "xz-utils", "unpacking the kernel source"),
+        Requirement::new(Bin("dpkg-deb".into()), "dpkg", "unpacking Debian source packages"),
+        Requirement::new(Bin("ccache".into()), "ccache", "fast kernel rebuilds"),
+        Requirement::new(Package("busybox-static".into()), "busybox-static", "guest userland (static, no libraries in the initramfs)"),
+    ]
+}
+
+/// Check, install if allowed, check again. `requirements` may repeat packages.
+pub fn ensure(requirements: &[Requirement]) -> Result<()> {
+    let missing: Vec<&Requirement> = requirements.iter().filter(|r| !r.is_present()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let plan = install_plan(&missing);
+    if !may_install() {
+        return Err(Failure::infra(format!(
+            "missing host tools: {}; install them with: {}",
+            describe(&missing),
+            plan.iter().map(|p| format!("sudo {p}")).collect::<Vec<_>>().join(" && ")
+        )));
+    }
+    for step in &plan {
+        eprintln!("bounce: installing host tools: {step}");
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(step)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| Failure::infra(format!("cannot run `{step}`: {e}")))?;
+        if !status.success() {
+            return Err(Failure::infra(format!("`{step}` failed ({status}); run it by hand to see why")));
+        }
+    }
+    let still: Vec<&Requirement> = requirements.iter().filter(|r| !r.is_present()).collect();
+    if !still.is_empty() {
+        return Err(Failure::infra(format!("still missing after apt-get install: {}", describe(&still))));
+    }
+    Ok(())
+}
+
+fn describe(missing: &[&Requirement]) -> String {
+    missing.iter().map(|r| format!("{} (package {})", r.what(), r.package)).collect::<Vec<_>>().join(", ")
+}
+
+/// Root may install unless BOUNCE_NO_INSTALL is set (for CI images that must
+/// stay as built, and for the test that proves the message).
+pub fn may_install() -> bool {
+    nix::unistd::geteuid().is_root() && std::env::var_os("BOUNCE_NO_INSTALL").is_none()
+}
+
+/// `apt-get update` first (a fresh machine has no lists), then the shared
+/// packages in one command and each `alone` package in its own.
+pub fn install_plan(missing: &[&Requirement]) -> Vec<String> {
+    let mut together: Vec<&str> = Vec::new();
+    let mut alone: Vec<&str> = Vec::new();
+    for r in missing {
+        let list = if r.alone { &mut alone } else { &mut together };
+        if !list.contains(&r.package.as_str()) {
+            list.push(&r.package);
+        }
+    }
+    let mut plan = vec!["apt-get update -q".to_string()];
+    for pkg in alone {
+        plan.push(format!("apt-get install -y -q --no-install-recommends {pkg}"));
+    }
+    if !together.is_empty() {
+        plan.push(format!("apt-get install -y -q --no-install-recommends {}", together.join(" ")));
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_puts_alone_packages_in_their_own_command() {
+        let mut q = Requirement::new(Probe::Bin("qemu-system-x86_64".into()), "qemu-system-x86", "boot");
+        q.alone = true;
+        let f = Requirement::new(Probe::Bin("flex".into()), "flex", "build");
+        let b = Requirement::new(Probe::Bin("bison".into()), "bison", "build");
+        let plan = install_plan(&[&f, &q, &b, &f]);
+        assert_eq!(
+            plan,
+            vec![
+                "apt-get update -q",
+                "apt-get install -y -q --no-install-recommends qemu-system-x86",
+                "apt-get install -y -q --no-install-recommends flex bison",
+            ]
+        );
+    }
+
+    #[test]
+    fn absent_binary_is_missing() {
+        let r = Requirement::new(Probe::Bin("bounce-no-such-tool".into()), "nope", "test");
+        assert!(!r.is_present());
+        let r = Requirement::new(Probe::Bin("sh".into()), "dash", "test");
+        assert!(r.is_present());
+    }
+}

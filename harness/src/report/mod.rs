@@ -1,0 +1,178 @@
+//! Comparison tables from the one result model: terminal (UTF-8 boxes) and
+//! GitHub Markdown from the same rows.
+
+use crate::failure::FailureClass;
+use crate::matrix::Comparison;
+use crate::results::{Better, CellResult, Status};
+use crate::stats;
+use comfy_table::{presets, Cell, ContentArrangement, Table};
+use std::collections::BTreeMap;
+
+/// Below this relative change a difference is called noise even when the
+/// interval excludes zero: TCG guests on a shared host wobble by percents.
+pub const NOISE_PCT: f64 = 3.0;
+const CI_LEVEL: f64 = 0.95;
+const BOOTSTRAP_ITERATIONS: usize = 4000;
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub profile: String,
+    pub workload: String,
+    pub context: String,
+    pub metric: String,
+    pub unit: String,
+    pub base: Option<(f64, usize)>,
+    pub new: Option<(f64, usize)>,
+    pub delta_pct: Option<f64>,
+    pub ci: Option<(f64, f64)>,
+    pub verdict: String,
+}
+
+/// Rows for one comparison: every pair of cells equal on all other axes.
+pub fn compare(cells: &[CellResult], c: &Comparison) -> Vec<Row> {
+    let by_key: BTreeMap<_, _> = cells.iter().map(|cell| (cell.key.clone(), cell)).collect();
+    let mut rows = Vec::new();
+    for base in cells.iter().filter(|cell| cell.key.axis(&c.axis) == Some(c.base.as_str())) {
+        let Some(new) = by_key.get(&base.key.with_axis(&c.axis, &c.new)) else { continue };
+        let context = ["kernel", "swiotlb"]
+            .iter()
+            .filter(|a| **a != c.axis)
+            .map(|a| format!("{a}={}", base.key.axis(a).unwrap()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let names: std::collections::BTreeSet<&String> = base.metrics.keys().chain(new.metrics.keys()).collect();
+        for name in names {
+            let decl = base.metrics.get(name).or_else(|| new.metrics.get(name)).unwrap().decl.clone();
+            let bv = base.metrics.get(name).map(|m| m.values()).unwrap_or_default();
+            let nv = new.metrics.get(name).map(|m| m.values()).unwrap_or_default();
+            let bm = stats::median(&bv);
+            let nm = stats::median(&nv);
+            let delta = bm.zip(nm).and_then(|(b, n)| stats::delta_pct(b, n));
+            let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            let ci = stats::bootstrap_delta_ci(&bv, &nv, CI_LEVEL, BOOTSTRAP_ITERATIONS, seed);
+            let verdict = verdict(decl.better, bm, nm, ci, bv.len().min(nv.len()));
+            rows.push(Row {
+                profile: base.key.profile.clone(),
+                workload: base.key.workload.clone(),
+                context: context.clone(),
+                metric: name.split_once('.').map(|(_, m)| m.to_string()).unwrap_or(name.clone()),
+                unit: decl.unit.clone(),
+                base: bm.map(|m| (m, bv.len())),
+                new: nm.map(|m| (m, nv.len())),
+                delta_pct: delta,
+                ci,
+                verdict,
+            });
+        }
+    }
+    rows
+}
+
+fn verdict(better: Better, b: Option<f64>, n: Option<f64>, ci: Option<(f64, f64)>, n_min: usize) -> String {
+    let (Some(b), Some(n)) = (b, n) else { return "missing".into() };
+    if better == Better::None {
+        return if b == n { "same".into() } else { "changed".into() };
+    }
+    let Some((lo, hi)) = ci else {
+        return if n_min < 2 { "n<2".into() } else { "-".into() };
+    };
+    let up = if lo > NOISE_PCT {
+        true
+    } else if hi < -NOISE_PCT {
+        false
+    } else {
+        return "~".into();
+    };
+    let good = up == (better == Better::Higher);
+    if good { "better".into() } else { "worse".into() }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.abs() >= 1000.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
+    let mut t = Table::new();
+    if markdown {
+        t.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
+    } else {
+        t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    }
+    t.set_header(vec!["profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "delta", "95% CI", "verdict"]);
+    let med = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
+    for r in rows {
+        t.add_row(vec![
+            Cell::new(&r.profile),
+            Cell::new(&r.workload),
+            Cell::new(&r.context),
+            Cell::new(&r.metric),
+            Cell::new(&r.unit),
+            Cell::new(med(r.base)),
+            Cell::new(med(r.new)),
+            Cell::new(r.delta_pct.map(|d| format!("{d:+.1}%")).unwrap_or("-".into())),
+            Cell::new(r.ci.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into())),
+            Cell::new(&r.verdict),
+        ]);
+    }
+    if markdown {
+        format!("### {title}\n\n{t}\n")
+    } else {
+        format!("{title}\n{t}\n")
+    }
+}
+
+/// Failed cells with their first failure, and a one-line summary.
+pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
+    let boots: usize = cells.iter().map(|c| c.reps.len()).sum();
+    let passed: usize = cells.iter().map(|c| c.reps.iter().filter(|r| r.status == Status::Pass).count()).sum();
+    let failed: Vec<&CellResult> = cells.iter().filter(|c| c.status() == Status::Fail).collect();
+    let mut out = format!("{} cells, {boots} boots: {passed} passed, {} failed\n", cells.len(), boots - passed);
+    let mut worst = None;
+    for c in &failed {
+        if let Some(f) = c.worst_failure() {
+            out.push_str(&format!("  FAIL {} [{}]: {}\n", c.key.id(), f.class, f.message));
+            worst = worst.max(Some(f.class));
+        } else {
+            out.push_str(&format!("  FAIL {}: no repetition ran\n", c.key.id()));
+            worst = worst.max(Some(FailureClass::Infrastructure));
+        }
+    }
+    (out, worst)
+}
+
+/// The whole report for a run.
+pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, markdown: bool) -> String {
+    let mut out = String::new();
+    out.push_str(header);
+    out.push('\n');
+    for c in comparisons {
+        let rows = compare(cells, c);
+        let title = format!("{}: {} (base) vs {} (new)", c.axis, c.base, c.new);
+        out.push_str(&render(&title, &rows, markdown));
+        out.push('\n');
+    }
+    out.push_str(&status(cells).0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_follow_direction_and_noise() {
+        assert_eq!(verdict(Better::Lower, Some(10.0), Some(12.0), Some((10.0, 30.0)), 5), "worse");
+        assert_eq!(verdict(Better::Higher, Some(10.0), Some(12.0), Some((10.0, 30.0)), 5), "better");
+        assert_eq!(verdict(Better::Lower, Some(10.0), Some(10.1), Some((-2.0, 4.0)), 5), "~");
+        assert_eq!(verdict(Better::Lower, Some(10.0), Some(10.2), Some((1.0, 2.5)), 5), "~");
+        assert_eq!(verdict(Better::Lower, Some(10.0), Some(12.0), None, 1), "n<2");
+        assert_eq!(verdict(Better::None, Some(128.0), Some(256.0), None, 3), "changed");
+        assert_eq!(verdict(Better::Lower, None, Some(1.0), None, 0), "missing");
+    }
+}

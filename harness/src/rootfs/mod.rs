@@ -1,0 +1,108 @@
+//! The guest's root filesystem: an initramfs assembled in-process (no
+//! cpio/fakeroot on the host), cached by the content of everything in it.
+//!
+//! Contents: Debian's static busybox, `rootfs/overlay/` as is (the /init
+//! that runs workloads and the channel helpers), every `workloads/*.sh`
+//! under /bounce/workloads, and the programs built from the kernel tree
+//! under test (dma_map_benchmark).
+
+use crate::failure::{Failure, Result};
+use crate::kernel::Kernel;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+struct Entry {
+    path: String,
+    mode: u32,
+    data: Vec<u8>,
+    rdev: Option<(u32, u32)>,
+}
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFCHR: u32 = 0o020000;
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Failure::infra(format!("initramfs: cannot read {}: {e}", path.display())))
+}
+
+fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
+    Entry { path: path.into(), mode: S_IFREG | mode, data, rdev: None }
+}
+
+/// Files under `dir`, relative paths sorted (so the archive, and its key,
+/// do not depend on directory order).
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| Failure::infra(format!("cannot read {}: {e}", d.display())))? {
+            let p = e.map_err(|e| Failure::infra(e.to_string()))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn entries(root: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut v = Vec::new();
+    for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "root", "bounce", "bounce/workloads"] {
+        v.push(Entry { path: d.into(), mode: S_IFDIR | 0o755, data: Vec::new(), rdev: None });
+    }
+    // The kernel opens /dev/console before /init runs (and before devtmpfs
+    // is mounted): without the node, init has no stdin/stdout.
+    v.push(Entry { path: "dev/console".into(), mode: S_IFCHR | 0o600, data: Vec::new(), rdev: Some((5, 1)) });
+    v.push(file("bin/busybox", 0o755, read(Path::new(BUSYBOX))?));
+    let overlay = root.join("rootfs/overlay");
+    for rel in walk(&overlay)? {
+        let p = overlay.join(&rel);
+        let mode = std::fs::metadata(&p).map_err(|e| Failure::infra(e.to_string()))?.permissions().mode() & 0o777;
+        v.push(file(&rel.to_string_lossy(), mode, read(&p)?));
+    }
+    let wl = root.join("workloads");
+    for rel in walk(&wl)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sh")) {
+        v.push(file(&format!("bounce/workloads/{}", rel.display()), 0o644, read(&wl.join(&rel))?));
+    }
+    v.push(file("usr/bin/dma_map_benchmark", 0o755, read(&kernel.dma_map_benchmark())?));
+    Ok(v)
+}
+
+/// Build (or find) the initramfs for `kernel`; returns its path.
+pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
+    let entries = entries(root, kernel)?;
+    let mut h = blake3::Hasher::new();
+    h.update(b"bounce-initramfs-v1\0");
+    for e in &entries {
+        h.update(e.path.as_bytes());
+        h.update(&e.mode.to_le_bytes());
+        h.update(&(e.data.len() as u64).to_le_bytes());
+        h.update(&e.data);
+    }
+    let key = &h.finalize().to_hex()[..20];
+    let dir = cache.join("initramfs");
+    let out = dir.join(format!("{key}.cpio"));
+    if out.exists() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    let tmp = dir.join(format!("{key}.cpio.{}.tmp", std::process::id()));
+    let f = std::fs::File::create(&tmp).map_err(|e| Failure::infra(format!("cannot create {}: {e}", tmp.display())))?;
+    let inputs = entries.into_iter().enumerate().map(|(i, e)| {
+        let mut b = cpio::newc::Builder::new(&e.path).ino(i as u32 + 1).mode(e.mode).nlink(if e.mode & S_IFDIR != 0 { 2 } else { 1 });
+        if let Some((maj, min)) = e.rdev {
+            b = b.rdev_major(maj).rdev_minor(min);
+        }
+        (b, Cursor::new(e.data))
+    });
+    cpio::write_cpio(inputs, std::io::BufWriter::new(f)).map_err(|e| Failure::infra(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &out).map_err(|e| Failure::infra(e.to_string()))?;
+    Ok(out)
+}

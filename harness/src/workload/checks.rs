@@ -1,0 +1,160 @@
+//! Correctness around every workload: the kernel log, the swiotlb counters,
+//! and proof that the cell bounced at all.
+
+use super::parse::swiotlb_counters;
+use super::Workload;
+use crate::failure::{Failure, FailureClass};
+use crate::guest::channel::Transcript;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+/// A kernel log line that matched a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub line: String,
+    /// Set when the workload declared this line as caused on purpose.
+    pub expected_because: Option<String>,
+}
+
+/// (rule name, pattern). Kept narrow: a rule that fires on a healthy boot
+/// teaches users to ignore it.
+const RULES: &[(&str, &str)] = &[
+    ("panic", r"Kernel panic - not syncing"),
+    ("oops", r"\bOops\b|general protection fault|kernel BUG at|\bBUG: "),
+    ("warn", r"WARNING: CPU: \d+ PID: \d+"),
+    ("sanitizer", r"\b(KASAN|UBSAN|KFENCE): "),
+    ("swiotlb-full", r"swiotlb buffer is full"),
+    ("swiotlb-overflow", r"Buffer overflow detected|swiotlb addr .* overflow|DMA addr .* overflow"),
+    ("swiotlb-pool", r"software IO TLB: Failed to allocate"),
+    ("dma-map-failed", r"dma_map_single failed"),
+    ("oom-kill", r"Out of memory: Killed process|invoked oom-killer"),
+];
+
+fn rules() -> &'static [(String, Regex)] {
+    static R: OnceLock<Vec<(String, Regex)>> = OnceLock::new();
+    R.get_or_init(|| RULES.iter().map(|(n, p)| (n.to_string(), Regex::new(p).unwrap())).collect())
+}
+
+pub fn scan_log(lines: &[String], w: &Workload) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for line in lines {
+        if let Some((rule, _)) = rules().iter().find(|(_, re)| re.is_match(line)) {
+            let expected_because = w.expected_log.iter().find(|e| line.contains(&e.pattern)).map(|e| e.why.clone());
+            out.push(Finding { rule: rule.clone(), line: line.trim().to_string(), expected_because });
+        }
+    }
+    out
+}
+
+/// The kernel's counters are u64s printed as-is; an underflow shows as a
+/// value near 2^64 (the bug fixed by a1255ccab8ec).
+const UNDERFLOW: u64 = 1 << 62;
+
+pub fn counter_problems(t: &Transcript) -> Vec<String> {
+    let mut out = Vec::new();
+    let (Some(boot), Some(end)) = (t.section("swiotlb-boot"), t.section("swiotlb-end")) else {
+        return out;
+    };
+    let boot = swiotlb_counters(&boot.lines);
+    let end = swiotlb_counters(&end.lines);
+    for (when, c) in [("at boot", &boot), ("at the end", &end)] {
+        for (k, v) in c.iter() {
+            if *v >= UNDERFLOW {
+                out.push(format!("{k} = {v} {when}: the counter underflowed"));
+            }
+        }
+        let (n, u, tr) = (c.get("io_tlb_nslabs"), c.get("io_tlb_used"), c.get("io_tlb_transient_nslabs").copied().unwrap_or(0));
+        if let (Some(n), Some(u)) = (n, u) {
+            if *u < UNDERFLOW && *u > n.saturating_add(tr) {
+                out.push(format!("io_tlb_used {u} > io_tlb_nslabs {n} + transient {tr} {when}"));
+            }
+        }
+    }
+    if let (Some(b), Some(e)) = (boot.get("io_tlb_used"), end.get("io_tlb_used")) {
+        if b != e && *e < UNDERFLOW {
+            out.push(format!("io_tlb_used did not return to its idle value after the workload: {b} at boot, {e} at the end (a leaked mapping?)"));
+        }
+    }
+    out
+}
+
+/// Judge a finished run. Returns the first failure and every log finding.
+pub fn judge(t: &Transcript, w: &Workload) -> (Option<Failure>, Vec<Finding>) {
+    let findings = t.section("dmesg").map(|s| scan_log(&s.lines, w)).unwrap_or_default();
+    if t.section("dmesg").is_none() {
+        return (Some(Failure::new(FailureClass::Workload, "guest reported no kernel log")), findings);
+    }
+    if let Some(f) = findings.iter().find(|f| f.expected_because.is_none()) {
+        return (Some(Failure::new(FailureClass::Correctness, format!("kernel log ({}): {}", f.rule, f.line))), findings);
+    }
+    if let Some(p) = counter_problems(t).into_iter().next() {
+        return (Some(Failure::new(FailureClass::Correctness, format!("swiotlb counters: {p}"))), findings);
+    }
+    if w.must_bounce {
+        let hiwater = t.section("swiotlb-end").map(|s| swiotlb_counters(&s.lines)).and_then(|c| c.get("io_tlb_used_hiwater").copied());
+        if hiwater.unwrap_or(0) == 0 {
+            return (
+                Some(Failure::new(FailureClass::Correctness, format!("workload `{}` was meant to bounce but io_tlb_used_hiwater stayed 0", w.name))),
+                findings,
+            );
+        }
+    }
+    (None, findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload() -> Workload {
+        Workload::load(&crate::paths::project_root(), "dmabench").unwrap()
+    }
+
+    fn transcript(dmesg: &str, boot: &str, end: &str) -> Transcript {
+        Transcript::parse(&format!(
+            "@@bounce begin swiotlb-boot\n{boot}@@bounce end swiotlb-boot rc=0\n@@bounce begin swiotlb-end\n{end}@@bounce end swiotlb-end rc=0\n@@bounce begin dmesg\n{dmesg}@@bounce end dmesg rc=0\n"
+        ))
+    }
+
+    const OK: &str = "io_tlb_nslabs 128\nio_tlb_used 0\nio_tlb_used_hiwater 64\n";
+
+    #[test]
+    fn clean_run_passes() {
+        let t = transcript("[    0.1] software IO TLB: area num 1.\n", OK, OK);
+        assert_eq!(judge(&t, &workload()).0.map(|f| f.message), None);
+    }
+
+    #[test]
+    fn warn_fails_but_declared_lines_do_not() {
+        let t = transcript(
+            "[ 3.0] map_benchmark 0000:00:03.0: swiotlb buffer is full (sz: 262144 bytes), total 128 (slots), used 128 (slots)\n[ 3.1] WARNING: CPU: 1 PID: 77 at kernel/dma/swiotlb.c:900 swiotlb_tbl_map_single+0x1/0x2\n",
+            OK,
+            OK,
+        );
+        let (f, findings) = judge(&t, &workload());
+        let f = f.unwrap();
+        assert_eq!(f.class, FailureClass::Correctness);
+        assert!(f.message.starts_with("kernel log (warn): [ 3.1] WARNING: CPU: 1"), "{}", f.message);
+        assert_eq!(findings.len(), 2);
+        assert!(findings[0].expected_because.is_some());
+    }
+
+    #[test]
+    fn underflowed_and_leaked_counters_fail() {
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 18446744073709551615\nio_tlb_used_hiwater 1\n");
+        assert!(judge(&t, &workload()).0.unwrap().message.contains("underflowed"));
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 3\nio_tlb_used_hiwater 1\n");
+        assert!(judge(&t, &workload()).0.unwrap().message.contains("did not return to its idle value"));
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 200\nio_tlb_transient_nslabs 64\nio_tlb_used_hiwater 1\n");
+        let msgs = counter_problems(&t);
+        assert!(msgs.iter().any(|m| m.contains("> io_tlb_nslabs 128 + transient 64")), "{msgs:?}");
+    }
+
+    #[test]
+    fn a_cell_that_did_not_bounce_fails() {
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 0\nio_tlb_used_hiwater 0\n");
+        assert!(judge(&t, &workload()).0.unwrap().message.contains("meant to bounce"));
+    }
+}

@@ -1,0 +1,148 @@
+//! Parsers for what guests print. Plain functions over text, tested with
+//! output captured from real guests.
+
+use crate::failure::{Failure, FailureClass, Result};
+use crate::guest::channel::{Section, Transcript};
+use std::collections::BTreeMap;
+
+fn need<'a>(t: &'a Transcript, name: &str) -> Result<&'a Section> {
+    t.section(name).ok_or_else(|| Failure::new(FailureClass::Workload, format!("guest reported no `{name}` section")))
+}
+
+/// `/proc/meminfo` values in KiB.
+pub fn meminfo(lines: &[String]) -> BTreeMap<String, f64> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (k, rest) = l.split_once(':')?;
+            let v: f64 = rest.split_whitespace().next()?.parse().ok()?;
+            Some((k.trim().to_string(), v))
+        })
+        .collect()
+}
+
+/// `name value` lines from the swiotlb debugfs directory.
+pub fn swiotlb_counters(lines: &[String]) -> BTreeMap<String, u64> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// One dma_map_benchmark result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapBench {
+    pub map_us: f64,
+    pub map_stddev_us: f64,
+    pub unmap_us: f64,
+    pub unmap_stddev_us: f64,
+}
+
+/// The selftest tool's two result lines:
+/// `average map latency(us):14.3 standard deviation:2.1`.
+pub fn map_benchmark(lines: &[String]) -> Option<MapBench> {
+    let grab = |prefix: &str| -> Option<(f64, f64)> {
+        let l = lines.iter().find(|l| l.starts_with(prefix))?;
+        let rest = &l[prefix.len()..];
+        let (a, b) = rest.split_once("standard deviation:")?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    };
+    let (map_us, map_stddev_us) = grab("average map latency(us):")?;
+    let (unmap_us, unmap_stddev_us) = grab("average unmap latency(us):")?;
+    Some(MapBench { map_us, map_stddev_us, unmap_us, unmap_stddev_us })
+}
+
+pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
+    let mem = meminfo(&need(t, "meminfo-boot")?.lines);
+    let sw = swiotlb_counters(&need(t, "swiotlb-boot")?.lines);
+    let mut out = BTreeMap::new();
+    for (k, name) in [("MemTotal", "mem_total_kib"), ("MemAvailable", "mem_available_kib")] {
+        let v = mem.get(k).ok_or_else(|| Failure::new(FailureClass::Workload, format!("/proc/meminfo has no {k}")))?;
+        out.insert(name.to_string(), *v);
+    }
+    let nslabs = *sw.get("io_tlb_nslabs").ok_or_else(|| {
+        Failure::new(FailureClass::Workload, "no /sys/kernel/debug/swiotlb/io_tlb_nslabs: swiotlb is not active in this guest (or DEBUG_FS is off)")
+    })?;
+    out.insert("swiotlb_nslabs".into(), nslabs as f64);
+    out.insert("swiotlb_pool_kib".into(), (nslabs * 2) as f64);
+    if let Some(u) = sw.get("io_tlb_used") {
+        out.insert("swiotlb_used".into(), *u as f64);
+    }
+    Ok(out)
+}
+
+pub fn count_lines(t: &Transcript, section: &str, needle: &str) -> usize {
+    t.section(section).map(|s| s.lines.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
+}
+
+pub fn dmabench(t: &Transcript) -> Result<BTreeMap<String, f64>> {
+    let lat = need(t, "latency")?;
+    let b = map_benchmark(&lat.lines).ok_or_else(|| {
+        Failure::new(FailureClass::Workload, format!("dma_map_benchmark printed no result: {}", lat.lines.join(" | ")))
+    })?;
+    let mut out = BTreeMap::from([
+        ("map_us".to_string(), b.map_us),
+        ("map_stddev_us".to_string(), b.map_stddev_us),
+        ("unmap_us".to_string(), b.unmap_us),
+    ]);
+    let growth = need(t, "growth")?;
+    let ok = growth.rc == Some(0);
+    out.insert("growth_ok".into(), if ok { 1.0 } else { 0.0 });
+    if let (true, Some(g)) = (ok, map_benchmark(&growth.lines)) {
+        out.insert("growth_map_us".into(), g.map_us);
+    }
+    let before = swiotlb_counters(&need(t, "growth-before")?.lines);
+    let after = swiotlb_counters(&need(t, "growth-after")?.lines);
+    if let (Some(b), Some(a)) = (before.get("io_tlb_nslabs"), after.get("io_tlb_nslabs")) {
+        out.insert("growth_nslabs_before".into(), *b as f64);
+        out.insert("growth_nslabs_after".into(), *a as f64);
+        out.insert("growth_slabs_added".into(), a.saturating_sub(*b) as f64);
+    }
+    if let Some(h) = after.get("io_tlb_used_hiwater") {
+        out.insert("growth_used_hiwater".into(), *h as f64);
+    }
+    out.insert("buffer_full_msgs".into(), count_lines(t, "dmesg", "swiotlb buffer is full") as f64);
+    out.insert("map_failures".into(), count_lines(t, "dmesg", "dma_map_single failed") as f64);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn map_benchmark_output() {
+        let out = lines(
+            "dma mapping benchmark: threads:1 seconds:4 node:-1 dir:BIDIRECTIONAL granule: 1\naverage map latency(us):14.3 standard deviation:2.1\naverage unmap latency(us):9.8 standard deviation:1.0\n",
+        );
+        let b = map_benchmark(&out).unwrap();
+        assert_eq!(b, MapBench { map_us: 14.3, map_stddev_us: 2.1, unmap_us: 9.8, unmap_stddev_us: 1.0 });
+        assert!(map_benchmark(&lines("ioctl: Cannot allocate memory")).is_none());
+    }
+
+    #[test]
+    fn meminfo_and_counters() {
+        let m = meminfo(&lines("MemTotal:        6100320 kB\nMemFree: 12 kB\nHugePages_Total:       0\n"));
+        assert_eq!(m["MemTotal"], 6100320.0);
+        assert_eq!(m["HugePages_Total"], 0.0);
+        let c = swiotlb_counters(&lines("io_tlb_nslabs 32768\nio_tlb_used 18446744073709551615\nbogus\n"));
+        assert_eq!(c["io_tlb_nslabs"], 32768);
+        assert_eq!(c["io_tlb_used"], u64::MAX);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn memory_without_swiotlb_is_a_workload_error() {
+        let t = Transcript::parse("@@bounce begin meminfo-boot\nMemTotal: 5 kB\nMemAvailable: 4 kB\n@@bounce end meminfo-boot rc=0\n@@bounce begin swiotlb-boot\n@@bounce end swiotlb-boot rc=0\n");
+        let e = memory(&t).unwrap_err();
+        assert_eq!(e.class, FailureClass::Workload);
+        assert!(e.message.contains("swiotlb is not active"));
+    }
+}
