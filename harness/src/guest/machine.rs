@@ -139,6 +139,9 @@ async fn drive(
         });
     }
     let mut child = cmd.spawn().map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
+    // The command owns our copies of the guest ends; while they stay open
+    // the channels never see end-of-file when QEMU exits.
+    drop(cmd);
     let pgid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
     // Whatever happens below, the process group dies with this guard.
     let _reaper = Reaper(pgid);
@@ -188,7 +191,13 @@ async fn drive(
             e = events.recv() => match e {
                 Some(Event { name, data }) => match name.as_str() {
                     "SHUTDOWN" => { shutdown = Some(data["reason"].as_str().unwrap_or("unknown").to_string()); break; }
-                    "GUEST_PANICKED" => panicked = true,
+                    "GUEST_PANICKED" => {
+                        // Whatever QEMU's panic action (pause, shutdown), the
+                        // guest is done; the panic text is already on the
+                        // console socket, written before pvpanic was told.
+                        panicked = true;
+                        break;
+                    }
                     _ => {}
                 },
                 None => { events = mpsc::unbounded_channel().1; }
@@ -198,7 +207,11 @@ async fn drive(
         }
     }
     run.shutdown_reason = shutdown.clone();
-    // Leave politely if we can, then make sure.
+    // After a guest shutdown QEMU exits by itself (-no-reboot); otherwise
+    // ask it to quit, then make sure.
+    if exited.is_none() && shutdown.is_some() {
+        exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.ok().and_then(|r| r.ok());
+    }
     if exited.is_none() {
         let _ = qmp.execute(&qapi::qmp::quit {}, Duration::from_secs(3)).await;
         exited = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {

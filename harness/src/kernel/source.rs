@@ -33,7 +33,15 @@ fn candidate_version(pkg: &str) -> Result<String> {
 }
 
 fn debian(cache: &Path, pkg: &str) -> Result<SourceTree> {
-    let version = candidate_version(pkg)?;
+    // A fresh machine has no package lists; root can fetch them.
+    let version = match candidate_version(pkg) {
+        Err(_) if crate::host::tools::may_install() => {
+            crate::ui::line("apt knows no kernel source package yet: running apt-get update");
+            cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
+            candidate_version(pkg)?
+        }
+        v => v?,
+    };
     let name = sanitize(&format!("{pkg}_{version}"));
     let src_root = cache.join("src");
     let tree = src_root.join(&name);

@@ -97,6 +97,14 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+fn signed(v: f64) -> String {
+    if v > 0.0 {
+        format!("+{}", fmt_value(v))
+    } else {
+        fmt_value(v)
+    }
+}
+
 pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
     let mut t = Table::new();
     if markdown {
@@ -104,7 +112,7 @@ pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
     } else {
         t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     }
-    t.set_header(vec!["profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "delta", "95% CI", "verdict"]);
+    t.set_header(vec!["profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "diff", "delta", "95% CI", "verdict"]);
     let med = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
     for r in rows {
         t.add_row(vec![
@@ -115,6 +123,7 @@ pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
             Cell::new(&r.unit),
             Cell::new(med(r.base)),
             Cell::new(med(r.new)),
+            Cell::new(r.base.zip(r.new).map(|((b, _), (n, _))| signed(n - b)).unwrap_or("-".into())),
             Cell::new(r.delta_pct.map(|d| format!("{d:+.1}%")).unwrap_or("-".into())),
             Cell::new(r.ci.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into())),
             Cell::new(&r.verdict),
