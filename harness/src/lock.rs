@@ -13,7 +13,8 @@ impl Lock {
     /// Blocks until the lock is ours; released on drop (or process death).
     pub fn exclusive(path: &Path) -> Result<Lock> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -21,7 +22,8 @@ impl Lock {
             .write(true)
             .open(path)
             .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))?;
-        file.lock().map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
+        file.lock()
+            .map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
         Ok(Lock { _file: file })
     }
 }

@@ -22,3 +22,39 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
     parse(path, &text)
 }
+
+/// Load `DIR/NAME.yaml`, one of the project's named data files (variants,
+/// arches, profiles, workloads). An unknown name lists the known ones.
+pub fn load_named<T: DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+    name: &str,
+) -> Result<(T, std::path::PathBuf)> {
+    let file = dir.join(format!("{name}.yaml"));
+    if !file.exists() {
+        return Err(Failure::input(format!(
+            "unknown {kind} `{name}`: no {} (known: {})",
+            file.display(),
+            names(dir).join(", ")
+        )));
+    }
+    Ok((load(&file)?, file))
+}
+
+/// The stems of every `*.yaml` in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".yaml")
+                    .map(str::to_string)
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}

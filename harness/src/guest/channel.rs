@@ -32,9 +32,14 @@ pub enum Signal {
 
 pub fn classify(line: &str) -> Signal {
     let line = line.trim_end_matches('\r');
-    let Some(rest) = line.strip_prefix("@@bounce ") else { return Signal::Line(line.to_string()) };
+    let Some(rest) = line.strip_prefix("@@bounce ") else {
+        return Signal::Line(line.to_string());
+    };
     let mut w = rest.split_whitespace();
-    let rc = |s: Option<&str>| s.and_then(|s| s.strip_prefix("rc=")).and_then(|n| n.parse().ok());
+    let rc = |s: Option<&str>| {
+        s.and_then(|s| s.strip_prefix("rc="))
+            .and_then(|n| n.parse().ok())
+    };
     match (w.next(), w.next(), w.next()) {
         (Some("ready"), Some(name), _) => Signal::Ready(name.to_string()),
         (Some("begin"), Some(name), _) => Signal::Begin(name.to_string()),
@@ -60,7 +65,13 @@ impl Transcript {
         match &sig {
             Signal::Ready(w) => self.ready = Some(w.clone()),
             Signal::Begin(name) => {
-                self.sections.insert(name.clone(), Section { lines: Vec::new(), rc: None });
+                self.sections.insert(
+                    name.clone(),
+                    Section {
+                        lines: Vec::new(),
+                        rc: None,
+                    },
+                );
                 self.open = Some(name.clone());
             }
             Signal::End(name, rc) => {

@@ -70,8 +70,14 @@ const PANIC_LINE: &str = "Kernel panic - not syncing";
 /// `on_state` sees every transition. Only a failure to even set up the
 /// guest's files is an `Err`; everything QEMU or the guest does is in the
 /// returned `GuestRun`.
-pub async fn run(spec: &GuestSpec, dir: &Path, timeouts: Timeouts, on_state: &(dyn Fn(State) + Sync)) -> Result<GuestRun> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+pub async fn run(
+    spec: &GuestSpec,
+    dir: &Path,
+    timeouts: Timeouts,
+    on_state: &(dyn Fn(State) + Sync),
+) -> Result<GuestRun> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let console_log = dir.join("console.log");
     let started = Instant::now();
     on_state(State::Booting);
@@ -95,13 +101,18 @@ pub async fn run(spec: &GuestSpec, dir: &Path, timeouts: Timeouts, on_state: &(d
         run.state = State::Finished;
     }
     on_state(run.state);
-    let _ = std::fs::write(dir.join("guest.json"), serde_json::to_string_pretty(&run).unwrap());
+    let _ = std::fs::write(
+        dir.join("guest.json"),
+        serde_json::to_string_pretty(&run).unwrap(),
+    );
     Ok(run)
 }
 
 fn pair() -> Result<(UnixStream, OwnedFd)> {
-    let (host, guest) = std::os::unix::net::UnixStream::pair().map_err(|e| Failure::infra(format!("socketpair: {e}")))?;
-    host.set_nonblocking(true).map_err(|e| Failure::infra(e.to_string()))?;
+    let (host, guest) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| Failure::infra(format!("socketpair: {e}")))?;
+    host.set_nonblocking(true)
+        .map_err(|e| Failure::infra(e.to_string()))?;
     let host = UnixStream::from_std(host).map_err(|e| Failure::infra(e.to_string()))?;
     Ok((host, guest.into()))
 }
@@ -122,23 +133,39 @@ async fn drive(
     let mut cmd = tokio::process::Command::new(&spec.qemu);
     cmd.args(spec.args())
         .stdin(std::process::Stdio::null())
-        .stdout(stderr.try_clone().map_err(|e| Failure::infra(e.to_string()))?)
+        .stdout(
+            stderr
+                .try_clone()
+                .map_err(|e| Failure::infra(e.to_string()))?,
+        )
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
     cmd.fd_mappings(vec![
-        FdMapping { parent_fd: con_guest, child_fd: CONSOLE_FD },
-        FdMapping { parent_fd: res_guest, child_fd: RESULTS_FD },
-        FdMapping { parent_fd: qmp_guest, child_fd: QMP_FD },
+        FdMapping {
+            parent_fd: con_guest,
+            child_fd: CONSOLE_FD,
+        },
+        FdMapping {
+            parent_fd: res_guest,
+            child_fd: RESULTS_FD,
+        },
+        FdMapping {
+            parent_fd: qmp_guest,
+            child_fd: QMP_FD,
+        },
     ])
     .map_err(|e| Failure::infra(e.to_string()))?;
     // If the harness itself dies (SIGKILL, OOM), QEMU must not outlive it.
     unsafe {
         cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd.spawn().map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
     // The command owns our copies of the guest ends; while they stay open
     // the channels never see end-of-file when QEMU exits.
     drop(cmd);
@@ -150,7 +177,15 @@ async fn drive(
     let (sig_tx, mut signals) = mpsc::unbounded_channel();
     let results = tokio::spawn(pump_results(res_host, dir.join("channel.log"), sig_tx));
 
-    let stderr_tail = || std::fs::read_to_string(&stderr_path).unwrap_or_default().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+    let stderr_tail = || {
+        std::fs::read_to_string(&stderr_path)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string()
+    };
     let (qmp, mut events) = match Qmp::connect(qmp_host, Duration::from_secs(30)).await {
         Ok(q) => q,
         Err(e) => {
@@ -170,6 +205,7 @@ async fn drive(
     let mut shutdown: Option<String> = None;
     let mut exited: Option<std::process::ExitStatus> = None;
     let mut timed_out = false;
+    let (mut signals_open, mut events_open) = (true, true);
     loop {
         let deadline = match ready_at {
             None => started + timeouts.boot,
@@ -177,7 +213,7 @@ async fn drive(
             Some(r) => r + timeouts.run,
         };
         tokio::select! {
-            s = signals.recv() => match s {
+            s = signals.recv(), if signals_open => match s {
                 Some(Signal::Ready(_)) if ready_at.is_none() => {
                     ready_at = Some(Instant::now());
                     run.boot_s = Some(started.elapsed().as_secs_f64());
@@ -186,9 +222,9 @@ async fn drive(
                 }
                 Some(Signal::Done(_)) => done = true,
                 Some(_) => {}
-                None => { signals = mpsc::unbounded_channel().1; }
+                None => signals_open = false,
             },
-            e = events.recv() => match e {
+            e = events.recv(), if events_open => match e {
                 Some(Event { name, data }) => match name.as_str() {
                     "SHUTDOWN" => { shutdown = Some(data["reason"].as_str().unwrap_or("unknown").to_string()); break; }
                     "GUEST_PANICKED" => {
@@ -200,7 +236,7 @@ async fn drive(
                     }
                     _ => {}
                 },
-                None => { events = mpsc::unbounded_channel().1; }
+                None => events_open = false,
             },
             s = child.wait() => { exited = s.ok(); break; }
             _ = tokio::time::sleep_until(deadline.into()) => { timed_out = true; break; }
@@ -210,10 +246,15 @@ async fn drive(
     // After a guest shutdown QEMU exits by itself (-no-reboot); otherwise
     // ask it to quit, then make sure.
     if exited.is_none() && shutdown.is_some() {
-        exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.ok().and_then(|r| r.ok());
+        exited = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .ok()
+            .and_then(|r| r.ok());
     }
     if exited.is_none() {
-        let _ = qmp.execute(&qapi::qmp::quit {}, Duration::from_secs(3)).await;
+        let _ = qmp
+            .execute(&qapi::qmp::quit {}, Duration::from_secs(3))
+            .await;
         exited = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
             Ok(Ok(s)) => Some(s),
             _ => {
@@ -225,21 +266,44 @@ async fn drive(
     drop(qmp);
     // The channels close with QEMU; read them to their end so nothing the
     // guest said is lost.
-    let console_text = tokio::time::timeout(Duration::from_secs(5), console).await.ok().and_then(|r| r.ok()).unwrap_or_default();
-    run.transcript = tokio::time::timeout(Duration::from_secs(5), results).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    let console_text = tokio::time::timeout(Duration::from_secs(5), console)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    run.transcript = tokio::time::timeout(Duration::from_secs(5), results)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
     let done = done || run.transcript.done.is_some();
-    let panic_line = console_text.lines().find(|l| l.contains(PANIC_LINE)).map(str::to_string);
+    let panic_line = console_text
+        .lines()
+        .find(|l| l.contains(PANIC_LINE))
+        .map(str::to_string);
     panicked |= panic_line.is_some();
     let console_path = dir.join("console.log").display().to_string();
-    let last_console = console_text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(nothing)").trim().to_string();
+    let last_console = console_text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(nothing)")
+        .trim()
+        .to_string();
     let ready = ready_at.is_some() || run.transcript.ready.is_some();
 
     if panicked {
         let what = panic_line.unwrap_or_else(|| "pvpanic reported a guest panic".into());
         return Err(if ready {
-            Failure::new(FailureClass::Correctness, format!("kernel panicked during the workload: {what} (console: {console_path})"))
+            Failure::new(
+                FailureClass::Correctness,
+                format!("kernel panicked during the workload: {what} (console: {console_path})"),
+            )
         } else {
-            Failure::new(FailureClass::Boot, format!("kernel panicked before init: {what} (console: {console_path})"))
+            Failure::new(
+                FailureClass::Boot,
+                format!("kernel panicked before init: {what} (console: {console_path})"),
+            )
         });
     }
     if timed_out {
@@ -250,14 +314,23 @@ async fn drive(
         });
     }
     if shutdown.is_none() && !done {
-        let status = exited.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
-        return Err(Failure::infra(format!("QEMU exited unexpectedly ({status}): {} [{}]", stderr_tail(), stderr_path.display())));
+        let status = exited
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown status".into());
+        return Err(Failure::infra(format!(
+            "QEMU exited unexpectedly ({status}): {} [{}]",
+            stderr_tail(),
+            stderr_path.display()
+        )));
     }
     if !ready {
         return Err(Failure::new(FailureClass::Boot, format!("guest stopped before reaching init (last console line: `{last_console}`; console: {console_path})")));
     }
     if !done {
-        return Err(Failure::new(FailureClass::Workload, format!("guest powered off before reporting done (console: {console_path})")));
+        return Err(Failure::new(
+            FailureClass::Workload,
+            format!("guest powered off before reporting done (console: {console_path})"),
+        ));
     }
     Ok(())
 }
@@ -294,14 +367,20 @@ async fn pump_console(mut sock: UnixStream, path: PathBuf) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
-async fn pump_results(sock: UnixStream, path: PathBuf, signals: mpsc::UnboundedSender<Signal>) -> Transcript {
+async fn pump_results(
+    sock: UnixStream,
+    path: PathBuf,
+    signals: mpsc::UnboundedSender<Signal>,
+) -> Transcript {
     let mut t = Transcript::default();
     let mut file = tokio::fs::File::create(&path).await.ok();
     let mut reader = BufReader::new(sock);
     let mut raw = Vec::new();
     // Bytes, not `lines()`: one corrupt byte on the UART must not end the stream.
     while matches!(reader.read_until(b'\n', &mut raw).await, Ok(n) if n > 0) {
-        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
+        let line = String::from_utf8_lossy(&raw)
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
         raw.clear();
         if let Some(f) = file.as_mut() {
             let _ = f.write_all(line.as_bytes()).await;

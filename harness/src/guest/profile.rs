@@ -1,7 +1,7 @@
 //! Guest profiles as data (`profiles/NAME.yaml`): the machine, its devices,
 //! and why DMA bounces on it.
 
-use crate::failure::{Failure, Result};
+use crate::failure::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -41,11 +41,8 @@ fn default_cpu() -> String {
 
 impl Profile {
     pub fn load(root: &Path, name: &str) -> Result<Profile> {
-        let file = root.join("profiles").join(format!("{name}.yaml"));
-        if !file.exists() {
-            return Err(Failure::input(format!("unknown profile `{name}`: no {}", file.display())));
-        }
-        let mut p: Profile = crate::yaml::load(&file)?;
+        let (mut p, file): (Profile, _) =
+            crate::yaml::load_named(&root.join("profiles"), "profile", name)?;
         p.name = name.to_string();
         p.file = file;
         Ok(p)

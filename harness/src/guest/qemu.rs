@@ -35,7 +35,11 @@ impl GuestSpec {
             "-accel".into(),
             self.accel.qemu_arg().into(),
             "-cpu".into(),
-            if self.accel == Accel::Kvm { "host".into() } else { p.cpu.clone() },
+            if self.accel == Accel::Kvm {
+                "host".into()
+            } else {
+                p.cpu.clone()
+            },
             "-smp".into(),
             p.smp.to_string(),
             "-m".into(),
@@ -82,7 +86,10 @@ impl GuestSpec {
                 continue;
             }
             out.push(k.clone());
-            if k.starts_with('-') && !v.starts_with('-') && !matches!(k.as_str(), "-nodefaults" | "-no-reboot") {
+            if k.starts_with('-')
+                && !v.starts_with('-')
+                && !matches!(k.as_str(), "-nodefaults" | "-no-reboot")
+            {
                 out.push(if v.contains(' ') { format!("'{v}'") } else { v });
                 i += 2;
             } else {
@@ -124,7 +131,10 @@ mod tests {
     #[test]
     fn reproducer_quotes_the_command_line() {
         let r = spec().reproducer();
-        assert!(r.starts_with("qemu-system-x86_64 -nodefaults -no-reboot -display none"), "{r}");
+        assert!(
+            r.starts_with("qemu-system-x86_64 -nodefaults -no-reboot -display none"),
+            "{r}"
+        );
         assert!(r.contains("-append 'console=ttyS0 swiotlb=512,1'"), "{r}");
         assert!(!r.contains("fd=3"));
     }

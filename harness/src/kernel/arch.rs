@@ -1,7 +1,7 @@
 //! Architectures as data (`kernels/arch/*.yaml`), as TuxMake does: adding
 //! one is a file, not code.
 
-use crate::failure::{Classify, FailureClass, Result};
+use crate::failure::Result;
 use crate::host::tools::Requirement;
 use serde::Deserialize;
 use std::path::Path;
@@ -31,11 +31,8 @@ pub struct Arch {
 
 impl Arch {
     pub fn load(root: &Path, name: &str) -> Result<Arch> {
-        let path = root.join("kernels/arch").join(format!("{name}.yaml"));
-        let text = std::fs::read_to_string(&path).class(FailureClass::Input, || {
-            format!("unknown architecture `{name}`: cannot read {}", path.display())
-        })?;
-        let mut arch: Arch = crate::yaml::parse(&path, &text)?;
+        let (mut arch, _): (Arch, _) =
+            crate::yaml::load_named(&root.join("kernels/arch"), "architecture", name)?;
         arch.name = name.to_string();
         Ok(arch)
     }

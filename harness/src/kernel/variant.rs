@@ -1,6 +1,6 @@
 //! Kernel variants as data: `kernels/variants/NAME.yaml`.
 
-use crate::failure::{Failure, Result};
+use crate::failure::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -57,15 +57,8 @@ pub struct ConfigSpec {
 
 impl Variant {
     pub fn load(root: &Path, name: &str) -> Result<Variant> {
-        let file = root.join("kernels/variants").join(format!("{name}.yaml"));
-        if !file.exists() {
-            let known = list(root).unwrap_or_default().join(", ");
-            return Err(Failure::input(format!(
-                "unknown kernel variant `{name}`: no {} (known: {known})",
-                file.display()
-            )));
-        }
-        let mut v: Variant = crate::yaml::load(&file)?;
+        let (mut v, file): (Variant, _) =
+            crate::yaml::load_named(&root.join("kernels/variants"), "kernel variant", name)?;
         v.name = name.to_string();
         v.file = file;
         Ok(v)
@@ -73,15 +66,8 @@ impl Variant {
 }
 
 /// Names of every variant file, sorted.
-pub fn list(root: &Path) -> Result<Vec<String>> {
-    let dir = root.join("kernels/variants");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| Failure::input(format!("cannot read {}: {e}", dir.display())))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string))
-        .collect();
-    names.sort();
-    Ok(names)
+pub fn list(root: &Path) -> Vec<String> {
+    crate::yaml::names(&root.join("kernels/variants"))
 }
 
 #[cfg(test)]
@@ -91,12 +77,18 @@ mod tests {
     #[test]
     fn shipped_variants_load() {
         let root = crate::paths::project_root();
-        let names = list(&root).unwrap();
-        assert!(names.contains(&"6.12-fixed".to_string()) && names.contains(&"6.12-dynamic".to_string()));
+        let names = list(&root);
+        assert!(
+            names.contains(&"6.12-fixed".to_string())
+                && names.contains(&"6.12-dynamic".to_string())
+        );
         for n in names {
             let v = Variant::load(&root, &n).unwrap();
             for f in &v.config.fragments {
-                assert!(root.join("kernels/config").join(f).exists(), "{n}: fragment {f} missing");
+                assert!(
+                    root.join("kernels/config").join(f).exists(),
+                    "{n}: fragment {f} missing"
+                );
             }
         }
     }
@@ -108,6 +100,11 @@ mod tests {
             "arch: x86_64\nsource: {debian: linux-source-6.12}\nconfig: {base: tinyconfig}\nfragmnts: []\n",
         )
         .unwrap_err();
-        assert!(err.message.starts_with("v.yaml:4:1: unknown field `fragmnts`"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("v.yaml:4:1: unknown field `fragmnts`"),
+            "{}",
+            err.message
+        );
     }
 }

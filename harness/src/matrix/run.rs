@@ -64,7 +64,10 @@ pub fn cmdline(console: &str, profile: &Profile, swiotlb: &str, workload: &Workl
 /// minute when a kernel build runs beside them: generous, not tight.
 pub fn timeouts(accel: Accel, workload: &Workload) -> Timeouts {
     let boot = if accel == Accel::Kvm { 60 } else { 240 };
-    Timeouts { boot: Duration::from_secs(boot), run: Duration::from_secs(workload.timeout_s) }
+    Timeouts {
+        boot: Duration::from_secs(boot),
+        run: Duration::from_secs(workload.timeout_s),
+    }
 }
 
 /// Boot a tiny guest with KVM; Ok only if it reaches init and powers off.
@@ -89,10 +92,16 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
         accel: Accel::Kvm,
         kernel: kernel.image(),
         initrd: initrd.to_path_buf(),
-        append: format!("console={} {BASE_CMDLINE} bounce.workload=probe", kernel.arch.console),
+        append: format!(
+            "console={} {BASE_CMDLINE} bounce.workload=probe",
+            kernel.arch.console
+        ),
     };
     let dir = cache.join("kvm-probe");
-    let t = Timeouts { boot: Duration::from_secs(30), run: Duration::from_secs(30) };
+    let t = Timeouts {
+        boot: Duration::from_secs(30),
+        run: Duration::from_secs(30),
+    };
     let run = machine::run(&spec, &dir, t, &|_| {}).await?;
     match run.failure {
         None => Ok(()),
@@ -100,8 +109,16 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
     }
 }
 
-pub async fn choose_accel(request: AccelRequest, cache: &Path, prepared: &Prepared) -> Result<AccelChoice> {
-    let (k, initrd) = prepared.kernels.values().next().ok_or_else(|| Failure::input("no kernels"))?;
+pub async fn choose_accel(
+    request: AccelRequest,
+    cache: &Path,
+    prepared: &Prepared,
+) -> Result<AccelChoice> {
+    let (k, initrd) = prepared
+        .kernels
+        .values()
+        .next()
+        .ok_or_else(|| Failure::input("no kernels"))?;
     accel::choose(request, cache, &k.arch.qemu, || probe_kvm(k, initrd, cache)).await
 }
 
@@ -112,11 +129,18 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     }
     let (cells, _) = m.expand();
     if cells.is_empty() {
-        return Err(Failure::input(format!("{}: no runnable cells (see `bounce matrix --dry-run`)", opts.matrix.display())));
+        return Err(Failure::input(format!(
+            "{}: no runnable cells (see `bounce matrix --dry-run`)",
+            opts.matrix.display()
+        )));
     }
     let prepared = prepare(root, cache, &m).await?;
     let accel = choose_accel(opts.accel, cache, &prepared).await?;
-    ui::line(format!("accelerator: {} ({})", accel.accel.qemu_arg(), accel.reason));
+    ui::line(format!(
+        "accelerator: {} ({})",
+        accel.accel.qemu_arg(),
+        accel.reason
+    ));
 
     let rev = env::harness_rev(root);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -134,7 +158,11 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         qemu,
         accel: accel.clone(),
         harness_rev: rev,
-        kernels: prepared.kernels.iter().map(|(n, (k, _))| (n.clone(), k.meta.clone())).collect(),
+        kernels: prepared
+            .kernels
+            .iter()
+            .map(|(n, (k, _))| (n.clone(), k.meta.clone()))
+            .collect(),
     })?;
     ui::line(format!("results: {}", run.path.display()));
 
@@ -172,20 +200,36 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         if rep_result.status == Status::Pass {
             for (name, value) in values {
                 let decl = decls[&name].clone();
-                cell.metrics.entry(name).or_insert_with(|| Metric { decl, samples: Vec::new() }).samples.push(Sample { rep: *rep, value });
+                cell.metrics
+                    .entry(name)
+                    .or_insert_with(|| Metric {
+                        decl,
+                        samples: Vec::new(),
+                    })
+                    .samples
+                    .push(Sample { rep: *rep, value });
             }
         }
         let verdict = match &rep_result.failure {
             None => "pass".to_string(),
             Some(f) => format!("FAIL [{}] {}", f.class, f.message),
         };
-        ui::line(format!("{label}: {verdict} (boot {:.1} s, total {:.1} s)", rep_result.boot_s.unwrap_or(0.0), rep_result.total_s));
+        ui::line(format!(
+            "{label}: {verdict} (boot {:.1} s, total {:.1} s)",
+            rep_result.boot_s.unwrap_or(0.0),
+            rep_result.total_s
+        ));
         cell.reps.push(rep_result);
         run.write_cell(cell)?;
     }
     let cells: Vec<CellResult> = results.into_values().collect();
     let worst = report::status(&cells).1;
-    Ok(Outcome { run, cells, worst, interrupted })
+    Ok(Outcome {
+        run,
+        cells,
+        worst,
+        interrupted,
+    })
 }
 
 /// One boot of one cell: the rep's record and, when it passed, its values.
@@ -207,7 +251,12 @@ async fn run_one(
         accel: accel.accel,
         kernel: kernel.image(),
         initrd: initrd.clone(),
-        append: cmdline(&kernel.arch.console, profile, &m.spec.swiotlb[&key.swiotlb], workload),
+        append: cmdline(
+            &kernel.arch.console,
+            profile,
+            &m.spec.swiotlb[&key.swiotlb],
+            workload,
+        ),
     };
     let (dir, rel) = run.guest_dir(&key.id(), rep);
     let spinner = ui::spinner();
@@ -219,7 +268,14 @@ async fn run_one(
     let failure = match g.failure {
         Some(f) => Some(f),
         None => match g.transcript.done {
-            Some(rc) if rc != 0 => Some(Failure::new(FailureClass::Workload, format!("workload `{}` exited with rc={rc} (channel: {}/channel.log)", workload.name, dir.display()))),
+            Some(rc) if rc != 0 => Some(Failure::new(
+                FailureClass::Workload,
+                format!(
+                    "workload `{}` exited with rc={rc} (channel: {}/channel.log)",
+                    workload.name,
+                    dir.display()
+                ),
+            )),
             _ => match workload.metrics(&g.transcript) {
                 Err(f) => Some(f),
                 Ok(v) => {
@@ -234,7 +290,11 @@ async fn run_one(
     Ok((
         RepResult {
             rep,
-            status: if failure.is_none() { Status::Pass } else { Status::Fail },
+            status: if failure.is_none() {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
             failure,
             boot_s: g.boot_s,
             total_s: g.total_s,

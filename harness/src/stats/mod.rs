@@ -12,7 +12,11 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     let mut v = xs.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// Relative change of the median, in percent.
@@ -24,13 +28,21 @@ pub fn delta_pct(base: f64, new: f64) -> Option<f64> {
 /// median from `base` to `new`, in percent. None when either side has fewer
 /// than two samples (one boot says nothing about noise) or the base median
 /// is zero.
-pub fn bootstrap_delta_ci(base: &[f64], new: &[f64], level: f64, iterations: usize, seed: u64) -> Option<(f64, f64)> {
+pub fn bootstrap_delta_ci(
+    base: &[f64],
+    new: &[f64],
+    level: f64,
+    iterations: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
     if base.len() < 2 || new.len() < 2 {
         return None;
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let resample = |xs: &[f64], rng: &mut StdRng| -> f64 {
-        let r: Vec<f64> = (0..xs.len()).map(|_| xs[rng.random_range(0..xs.len())]).collect();
+        let r: Vec<f64> = (0..xs.len())
+            .map(|_| xs[rng.random_range(0..xs.len())])
+            .collect();
         median(&r).unwrap()
     };
     let mut deltas = Vec::with_capacity(iterations);
@@ -47,7 +59,10 @@ pub fn bootstrap_delta_ci(base: &[f64], new: &[f64], level: f64, iterations: usi
     deltas.sort_by(|a, b| a.total_cmp(b));
     let lo = ((1.0 - level) / 2.0 * deltas.len() as f64).floor() as usize;
     let hi = (((1.0 + level) / 2.0) * deltas.len() as f64).ceil() as usize;
-    Some((deltas[lo.min(deltas.len() - 1)], deltas[hi.min(deltas.len()) - 1]))
+    Some((
+        deltas[lo.min(deltas.len() - 1)],
+        deltas[hi.min(deltas.len()) - 1],
+    ))
 }
 
 #[cfg(test)]
