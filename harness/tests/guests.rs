@@ -49,7 +49,7 @@ fn fixed_and_dynamic_kernels_show_pool_memory_growth_and_exhaustion() {
         o.status
     );
     assert!(
-        qemu_processes_mentioning(&results.path().display().to_string()).is_empty(),
+        qemu_pids_mentioning(&results.path().display().to_string()).is_empty(),
         "QEMU left running"
     );
     let cells = cells(results.path());

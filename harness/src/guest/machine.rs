@@ -131,7 +131,11 @@ async fn drive(
     let stderr_path = dir.join("qemu.stderr");
     let stderr = std::fs::File::create(&stderr_path).map_err(|e| Failure::infra(e.to_string()))?;
     let mut cmd = tokio::process::Command::new(&spec.qemu);
+    // The pidfile puts the guest's directory on QEMU's command line: a
+    // process listing then tells which run and cell a QEMU belongs to.
     cmd.args(spec.args())
+        .arg("-pidfile")
+        .arg(dir.join("qemu.pid"))
         .stdin(std::process::Stdio::null())
         .stdout(
             stderr

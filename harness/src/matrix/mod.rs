@@ -121,19 +121,20 @@ impl Matrix {
             }
         }
         for c in &spec.compare {
-            let values: Vec<&String> =
-                match c.axis.as_str() {
-                    "kernel" => spec.kernels.iter().collect(),
-                    "profile" => spec.profiles.iter().collect(),
-                    "workload" => spec.workloads.iter().collect(),
-                    "swiotlb" => spec.swiotlb.keys().collect(),
-                    other => return Err(at(
+            let values: Vec<&String> = match c.axis.as_str() {
+                "kernel" => spec.kernels.iter().collect(),
+                "profile" => spec.profiles.iter().collect(),
+                "workload" => spec.workloads.iter().collect(),
+                "swiotlb" => spec.swiotlb.keys().collect(),
+                other => {
+                    return Err(at(
                         &format!("axis: {other}"),
                         format!(
                             "compare: unknown axis `{other}` (kernel, profile, workload, swiotlb)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             for v in [&c.base, &c.new] {
                 if !values.contains(&v) {
                     return Err(at(

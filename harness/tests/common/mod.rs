@@ -31,16 +31,20 @@ pub fn heavy_lock() -> bounce::lock::Lock {
         .unwrap()
 }
 
-/// QEMU processes whose command line mentions `needle` (a run directory).
-pub fn qemu_processes_mentioning(needle: &str) -> Vec<String> {
+/// QEMU processes whose command line mentions `needle` (the harness puts
+/// each guest's directory there, through -pidfile).
+pub fn qemu_pids_mentioning(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if cmd.starts_with("qemu-system") && cmd.contains(needle) {
-            out.push(cmd);
+            out.push(pid);
         }
     }
     out
