@@ -63,10 +63,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
-        Failure {
-            class,
-            message: message.into(),
-        }
+        Failure { class, message: message.into() }
     }
     pub fn input(message: impl Into<String>) -> Self {
         Self::new(FailureClass::Input, message)

@@ -22,8 +22,7 @@ impl Lock {
             .write(true)
             .open(path)
             .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))?;
-        file.lock()
-            .map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
+        file.lock().map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
         Ok(Lock { _file: file })
     }
 }

@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "bounce",
-    version,
-    about = "Test and benchmark the Linux swiotlb (fixed vs dynamic) in QEMU guests"
-)]
+#[command(name = "bounce", version, about = "Test and benchmark the Linux swiotlb (fixed vs dynamic) in QEMU guests")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,13 +65,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root();
     match cli.command {
-        Command::Matrix {
-            matrix,
-            dry_run,
-            accel,
-            reps,
-            results,
-        } => {
+        Command::Matrix { matrix, dry_run, accel, reps, results } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
                 return dry(&root, &matrix, reps);
@@ -92,10 +82,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let header = header(&out.run, &env);
             let text = report::full(&out.cells, &m.spec.compare, &header, false);
             out.run.write_text("report.txt", &text)?;
-            out.run.write_text(
-                "report.md",
-                &report::full(&out.cells, &m.spec.compare, &header, true),
-            )?;
+            out.run.write_text("report.md", &report::full(&out.cells, &m.spec.compare, &header, true))?;
             println!("{text}");
             if out.interrupted {
                 return Ok(130);
@@ -116,11 +103,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     "{v}: {} ({}; {})",
                     k.dir.display(),
                     k.meta.kernel_version,
-                    if k.swiotlb_dynamic() {
-                        "SWIOTLB_DYNAMIC=y"
-                    } else {
-                        "SWIOTLB_DYNAMIC=n"
-                    }
+                    if k.swiotlb_dynamic() { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" }
                 );
             }
             Ok(0)
@@ -130,10 +113,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let cells = dir.read_cells()?;
             let env = dir.read_env()?;
             let m = Matrix::load(&root, &PathBuf::from(&env.matrix_file))?;
-            println!(
-                "{}",
-                report::full(&cells, &m.spec.compare, &header(&dir, &env), markdown)
-            );
+            println!("{}", report::full(&cells, &m.spec.compare, &header(&dir, &env), markdown));
             Ok(report::status(&cells).1.map(|c| c.exit_code()).unwrap_or(0))
         }
     }
@@ -155,18 +135,12 @@ fn header(run: &RunDir, env: &bounce::host::env::RunEnv) -> String {
         h.push_str(&format!(
             "kernel {name}: {} {} key {}\n",
             k.kernel_version,
-            if k.swiotlb_dynamic {
-                "SWIOTLB_DYNAMIC=y"
-            } else {
-                "SWIOTLB_DYNAMIC=n"
-            },
+            if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
             k.key
         ));
     }
     if env.accel.accel == bounce::host::accel::Accel::Tcg {
-        h.push_str(
-            "note: TCG (emulated CPU): latencies are TCG's, compare them only with TCG runs\n",
-        );
+        h.push_str("note: TCG (emulated CPU): latencies are TCG's, compare them only with TCG runs\n");
     }
     h
 }
@@ -175,12 +149,7 @@ fn dry(root: &std::path::Path, matrix: &std::path::Path, reps: Option<u32>) -> R
     let m = Matrix::load(root, matrix)?;
     let (cells, skipped) = m.expand();
     let reps = reps.unwrap_or(m.spec.repetitions);
-    println!(
-        "{}: {} cells x {reps} repetitions = {} boots",
-        matrix.display(),
-        cells.len(),
-        cells.len() as u32 * reps
-    );
+    println!("{}: {} cells x {reps} repetitions = {} boots", matrix.display(), cells.len(), cells.len() as u32 * reps);
     for c in &cells {
         let sw = &m.spec.swiotlb[&c.swiotlb];
         println!(
@@ -190,11 +159,7 @@ fn dry(root: &std::path::Path, matrix: &std::path::Path, reps: Option<u32>) -> R
             c.profile,
             c.workload,
             c.swiotlb,
-            if sw.is_empty() {
-                String::new()
-            } else {
-                format!(": {sw}")
-            }
+            if sw.is_empty() { String::new() } else { format!(": {sw}") }
         );
     }
     for s in &skipped {
@@ -212,18 +177,9 @@ fn doctor(root: &std::path::Path) -> Result<i32> {
     for r in &reqs {
         let ok = r.is_present();
         missing += usize::from(!ok);
-        println!(
-            "{} {:<40} {:<16} {}",
-            if ok { "ok     " } else { "MISSING" },
-            r.what(),
-            r.package,
-            r.why
-        );
+        println!("{} {:<40} {:<16} {}", if ok { "ok     " } else { "MISSING" }, r.what(), r.package, r.why);
     }
-    let kvm = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm");
+    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm");
     println!(
         "/dev/kvm: {}",
         match kvm {
@@ -235,9 +191,5 @@ fn doctor(root: &std::path::Path) -> Result<i32> {
         tools::ensure(&reqs)?;
         println!("installed the missing tools");
     }
-    Ok(if missing > 0 && !tools::may_install() {
-        FailureClass::Infrastructure.exit_code()
-    } else {
-        0
-    })
+    Ok(if missing > 0 && !tools::may_install() { FailureClass::Infrastructure.exit_code() } else { 0 })
 }

@@ -24,30 +24,16 @@ pub fn line(msg: impl AsRef<str>) {
 /// A bar counting `len` units; hidden (and silent) off a terminal, where
 /// callers report milestones with `line` instead.
 pub fn bar(len: u64, unit: &str) -> ProgressBar {
-    let pb = if interactive() {
-        multi().add(ProgressBar::new(len))
-    } else {
-        ProgressBar::hidden()
-    };
-    let tmpl = format!(
-        "{{spinner}} {{msg:32}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} ETA {{eta}}"
-    );
-    pb.set_style(
-        ProgressStyle::with_template(&tmpl)
-            .unwrap()
-            .progress_chars("=> "),
-    );
+    let pb = if interactive() { multi().add(ProgressBar::new(len)) } else { ProgressBar::hidden() };
+    let tmpl = format!("{{spinner}} {{msg:32}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} ETA {{eta}}");
+    pb.set_style(ProgressStyle::with_template(&tmpl).unwrap().progress_chars("=> "));
     pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
 
 /// A spinner for a guest: its message is the guest's state.
 pub fn spinner() -> ProgressBar {
-    let pb = if interactive() {
-        multi().add(ProgressBar::new_spinner())
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = if interactive() { multi().add(ProgressBar::new_spinner()) } else { ProgressBar::hidden() };
     pb.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap());
     pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb

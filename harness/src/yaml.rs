@@ -18,18 +18,14 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
 }
 
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
     parse(path, &text)
 }
 
 /// Load `DIR/NAME.yaml`, one of the project's named data files (variants,
 /// arches, profiles, workloads). An unknown name lists the known ones.
-pub fn load_named<T: DeserializeOwned>(
-    dir: &Path,
-    kind: &str,
-    name: &str,
-) -> Result<(T, std::path::PathBuf)> {
+pub fn load_named<T: DeserializeOwned>(dir: &Path, kind: &str, name: &str) -> Result<(T, std::path::PathBuf)> {
     let file = dir.join(format!("{name}.yaml"));
     if !file.exists() {
         return Err(Failure::input(format!(
@@ -44,16 +40,7 @@ pub fn load_named<T: DeserializeOwned>(
 /// The stems of every `*.yaml` in `dir`, sorted.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".yaml")
-                    .map(str::to_string)
-            })
-            .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string)).collect())
         .unwrap_or_default();
     v.sort();
     v

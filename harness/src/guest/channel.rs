@@ -36,10 +36,7 @@ pub fn classify(line: &str) -> Signal {
         return Signal::Line(line.to_string());
     };
     let mut w = rest.split_whitespace();
-    let rc = |s: Option<&str>| {
-        s.and_then(|s| s.strip_prefix("rc="))
-            .and_then(|n| n.parse().ok())
-    };
+    let rc = |s: Option<&str>| s.and_then(|s| s.strip_prefix("rc=")).and_then(|n| n.parse().ok());
     match (w.next(), w.next(), w.next()) {
         (Some("ready"), Some(name), _) => Signal::Ready(name.to_string()),
         (Some("begin"), Some(name), _) => Signal::Begin(name.to_string()),
@@ -65,13 +62,7 @@ impl Transcript {
         match &sig {
             Signal::Ready(w) => self.ready = Some(w.clone()),
             Signal::Begin(name) => {
-                self.sections.insert(
-                    name.clone(),
-                    Section {
-                        lines: Vec::new(),
-                        rc: None,
-                    },
-                );
+                self.sections.insert(name.clone(), Section { lines: Vec::new(), rc: None });
                 self.open = Some(name.clone());
             }
             Signal::End(name, rc) => {

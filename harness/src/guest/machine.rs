@@ -76,8 +76,7 @@ pub async fn run(
     timeouts: Timeouts,
     on_state: &(dyn Fn(State) + Sync),
 ) -> Result<GuestRun> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let console_log = dir.join("console.log");
     let started = Instant::now();
     on_state(State::Booting);
@@ -101,18 +100,14 @@ pub async fn run(
         run.state = State::Finished;
     }
     on_state(run.state);
-    let _ = std::fs::write(
-        dir.join("guest.json"),
-        serde_json::to_string_pretty(&run).unwrap(),
-    );
+    let _ = std::fs::write(dir.join("guest.json"), serde_json::to_string_pretty(&run).unwrap());
     Ok(run)
 }
 
 fn pair() -> Result<(UnixStream, OwnedFd)> {
-    let (host, guest) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| Failure::infra(format!("socketpair: {e}")))?;
-    host.set_nonblocking(true)
-        .map_err(|e| Failure::infra(e.to_string()))?;
+    let (host, guest) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| Failure::infra(format!("socketpair: {e}")))?;
+    host.set_nonblocking(true).map_err(|e| Failure::infra(e.to_string()))?;
     let host = UnixStream::from_std(host).map_err(|e| Failure::infra(e.to_string()))?;
     Ok((host, guest.into()))
 }
@@ -137,39 +132,23 @@ async fn drive(
         .arg("-pidfile")
         .arg(dir.join("qemu.pid"))
         .stdin(std::process::Stdio::null())
-        .stdout(
-            stderr
-                .try_clone()
-                .map_err(|e| Failure::infra(e.to_string()))?,
-        )
+        .stdout(stderr.try_clone().map_err(|e| Failure::infra(e.to_string()))?)
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
     cmd.fd_mappings(vec![
-        FdMapping {
-            parent_fd: con_guest,
-            child_fd: CONSOLE_FD,
-        },
-        FdMapping {
-            parent_fd: res_guest,
-            child_fd: RESULTS_FD,
-        },
-        FdMapping {
-            parent_fd: qmp_guest,
-            child_fd: QMP_FD,
-        },
+        FdMapping { parent_fd: con_guest, child_fd: CONSOLE_FD },
+        FdMapping { parent_fd: res_guest, child_fd: RESULTS_FD },
+        FdMapping { parent_fd: qmp_guest, child_fd: QMP_FD },
     ])
     .map_err(|e| Failure::infra(e.to_string()))?;
     // If the harness itself dies (SIGKILL, OOM), QEMU must not outlive it.
     unsafe {
         cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
+    let mut child = cmd.spawn().map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
     // The command owns our copies of the guest ends; while they stay open
     // the channels never see end-of-file when QEMU exits.
     drop(cmd);
@@ -250,15 +229,10 @@ async fn drive(
     // After a guest shutdown QEMU exits by itself (-no-reboot); otherwise
     // ask it to quit, then make sure.
     if exited.is_none() && shutdown.is_some() {
-        exited = tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .ok()
-            .and_then(|r| r.ok());
+        exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.ok().and_then(|r| r.ok());
     }
     if exited.is_none() {
-        let _ = qmp
-            .execute(&qapi::qmp::quit {}, Duration::from_secs(3))
-            .await;
+        let _ = qmp.execute(&qapi::qmp::quit {}, Duration::from_secs(3)).await;
         exited = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
             Ok(Ok(s)) => Some(s),
             _ => {
@@ -270,30 +244,16 @@ async fn drive(
     drop(qmp);
     // The channels close with QEMU; read them to their end so nothing the
     // guest said is lost.
-    let console_text = tokio::time::timeout(Duration::from_secs(5), console)
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
-    run.transcript = tokio::time::timeout(Duration::from_secs(5), results)
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
+    let console_text =
+        tokio::time::timeout(Duration::from_secs(5), console).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    run.transcript =
+        tokio::time::timeout(Duration::from_secs(5), results).await.ok().and_then(|r| r.ok()).unwrap_or_default();
     let done = done || run.transcript.done.is_some();
-    let panic_line = console_text
-        .lines()
-        .find(|l| l.contains(PANIC_LINE))
-        .map(str::to_string);
+    let panic_line = console_text.lines().find(|l| l.contains(PANIC_LINE)).map(str::to_string);
     panicked |= panic_line.is_some();
     let console_path = dir.join("console.log").display().to_string();
-    let last_console = console_text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(nothing)")
-        .trim()
-        .to_string();
+    let last_console =
+        console_text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(nothing)").trim().to_string();
     let ready = ready_at.is_some() || run.transcript.ready.is_some();
 
     if panicked {
@@ -304,23 +264,24 @@ async fn drive(
                 format!("kernel panicked during the workload: {what} (console: {console_path})"),
             )
         } else {
-            Failure::new(
-                FailureClass::Boot,
-                format!("kernel panicked before init: {what} (console: {console_path})"),
-            )
+            Failure::new(FailureClass::Boot, format!("kernel panicked before init: {what} (console: {console_path})"))
         });
     }
     if timed_out {
         return Err(if ready {
-            Failure::new(FailureClass::Workload, format!("guest did not finish within {:?} (last console line: `{last_console}`; console: {console_path})", timeouts.run))
+            Failure::new(
+                FailureClass::Workload,
+                format!(
+                    "guest did not finish within {:?} (last console line: `{last_console}`; console: {console_path})",
+                    timeouts.run
+                ),
+            )
         } else {
             Failure::new(FailureClass::Boot, format!("guest did not reach init within {:?} (last console line: `{last_console}`; console: {console_path})", timeouts.boot))
         });
     }
     if shutdown.is_none() && !done {
-        let status = exited
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown status".into());
+        let status = exited.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
         return Err(Failure::infra(format!(
             "QEMU exited unexpectedly ({status}): {} [{}]",
             stderr_tail(),
@@ -328,7 +289,12 @@ async fn drive(
         )));
     }
     if !ready {
-        return Err(Failure::new(FailureClass::Boot, format!("guest stopped before reaching init (last console line: `{last_console}`; console: {console_path})")));
+        return Err(Failure::new(
+            FailureClass::Boot,
+            format!(
+                "guest stopped before reaching init (last console line: `{last_console}`; console: {console_path})"
+            ),
+        ));
     }
     if !done {
         return Err(Failure::new(
@@ -371,20 +337,14 @@ async fn pump_console(mut sock: UnixStream, path: PathBuf) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
-async fn pump_results(
-    sock: UnixStream,
-    path: PathBuf,
-    signals: mpsc::UnboundedSender<Signal>,
-) -> Transcript {
+async fn pump_results(sock: UnixStream, path: PathBuf, signals: mpsc::UnboundedSender<Signal>) -> Transcript {
     let mut t = Transcript::default();
     let mut file = tokio::fs::File::create(&path).await.ok();
     let mut reader = BufReader::new(sock);
     let mut raw = Vec::new();
     // Bytes, not `lines()`: one corrupt byte on the UART must not end the stream.
     while matches!(reader.read_until(b'\n', &mut raw).await, Ok(n) if n > 0) {
-        let line = String::from_utf8_lossy(&raw)
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
+        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
         raw.clear();
         if let Some(f) = file.as_mut() {
             let _ = f.write_all(line.as_bytes()).await;

@@ -41,8 +41,7 @@ fn default_cpu() -> String {
 
 impl Profile {
     pub fn load(root: &Path, name: &str) -> Result<Profile> {
-        let (mut p, file): (Profile, _) =
-            crate::yaml::load_named(&root.join("profiles"), "profile", name)?;
+        let (mut p, file): (Profile, _) = crate::yaml::load_named(&root.join("profiles"), "profile", name)?;
         p.name = name.to_string();
         p.file = file;
         Ok(p)

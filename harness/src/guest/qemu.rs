@@ -35,11 +35,7 @@ impl GuestSpec {
             "-accel".into(),
             self.accel.qemu_arg().into(),
             "-cpu".into(),
-            if self.accel == Accel::Kvm {
-                "host".into()
-            } else {
-                p.cpu.clone()
-            },
+            if self.accel == Accel::Kvm { "host".into() } else { p.cpu.clone() },
             "-smp".into(),
             p.smp.to_string(),
             "-m".into(),
@@ -86,10 +82,7 @@ impl GuestSpec {
                 continue;
             }
             out.push(k.clone());
-            if k.starts_with('-')
-                && !v.starts_with('-')
-                && !matches!(k.as_str(), "-nodefaults" | "-no-reboot")
-            {
+            if k.starts_with('-') && !v.starts_with('-') && !matches!(k.as_str(), "-nodefaults" | "-no-reboot") {
                 out.push(if v.contains(' ') { format!("'{v}'") } else { v });
                 i += 2;
             } else {
@@ -131,10 +124,7 @@ mod tests {
     #[test]
     fn reproducer_quotes_the_command_line() {
         let r = spec().reproducer();
-        assert!(
-            r.starts_with("qemu-system-x86_64 -nodefaults -no-reboot -display none"),
-            "{r}"
-        );
+        assert!(r.starts_with("qemu-system-x86_64 -nodefaults -no-reboot -display none"), "{r}");
         assert!(r.contains("-append 'console=ttyS0 swiotlb=512,1'"), "{r}");
         assert!(!r.contains("fd=3"));
     }

@@ -37,23 +37,16 @@ impl Qmp {
     /// Read the greeting, negotiate capabilities, and start routing: replies
     /// to their waiting command, events to the returned channel (which must
     /// be drained: the reader also carries the replies).
-    pub async fn connect(
-        stream: UnixStream,
-        timeout: Duration,
-    ) -> Result<(Qmp, mpsc::UnboundedReceiver<Event>)> {
+    pub async fn connect(stream: UnixStream, timeout: Duration) -> Result<(Qmp, mpsc::UnboundedReceiver<Event>)> {
         let (read, write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         let greeting = tokio::time::timeout(timeout, lines.next_line())
             .await
             .map_err(|_| Failure::infra("QEMU sent no QMP greeting in time"))?
             .map_err(|e| Failure::infra(format!("QMP greeting: {e}")))?
-            .ok_or_else(|| {
-                Failure::infra(
-                    "QEMU closed QMP before its greeting (did it start? see qemu.stderr)",
-                )
-            })?;
-        let greeting: Value = serde_json::from_str(&greeting)
-            .map_err(|e| Failure::infra(format!("QMP greeting is not JSON: {e}")))?;
+            .ok_or_else(|| Failure::infra("QEMU closed QMP before its greeting (did it start? see qemu.stderr)"))?;
+        let greeting: Value =
+            serde_json::from_str(&greeting).map_err(|e| Failure::infra(format!("QMP greeting is not JSON: {e}")))?;
         let v = &greeting["QMP"]["version"]["qemu"];
         let qemu_version = format!("{}.{}.{}", v["major"], v["minor"], v["micro"]);
 
@@ -66,10 +59,8 @@ impl Qmp {
                     continue;
                 };
                 if let Some(name) = msg.get("event").and_then(Value::as_str) {
-                    let _ = events_tx.send(Event {
-                        name: name.to_string(),
-                        data: msg.get("data").cloned().unwrap_or(Value::Null),
-                    });
+                    let _ = events_tx
+                        .send(Event { name: name.to_string(), data: msg.get("data").cloned().unwrap_or(Value::Null) });
                 } else if let Some(id) = msg.get("id").and_then(Value::as_u64) {
                     if let Some(tx) = routes.lock().unwrap().remove(&id) {
                         let _ = tx.send(msg);
@@ -79,14 +70,8 @@ impl Qmp {
             // Dropping the senders wakes every waiting command with an error.
             routes.lock().unwrap().clear();
         });
-        let qmp = Qmp {
-            writer: tokio::sync::Mutex::new(write),
-            pending,
-            next_id: AtomicU64::new(1),
-            qemu_version,
-        };
-        qmp.execute(&qapi::qmp::qmp_capabilities { enable: None }, timeout)
-            .await?;
+        let qmp = Qmp { writer: tokio::sync::Mutex::new(write), pending, next_id: AtomicU64::new(1), qemu_version };
+        qmp.execute(&qapi::qmp::qmp_capabilities { enable: None }, timeout).await?;
         Ok((qmp, events_rx))
     }
 
@@ -109,16 +94,11 @@ impl Qmp {
             .map_err(|_| Failure::infra(format!("QMP {} got no reply in {timeout:?}", C::NAME)))?
             .map_err(|_| Failure::infra(format!("QMP closed before replying to {}", C::NAME)))?;
         if let Some(ret) = reply.get("return") {
-            return serde_json::from_value(ret.clone()).map_err(|e| {
-                Failure::infra(format!(
-                    "QMP {} reply not understood ({e}): {reply}",
-                    C::NAME
-                ))
-            });
+            return serde_json::from_value(ret.clone())
+                .map_err(|e| Failure::infra(format!("QMP {} reply not understood ({e}): {reply}", C::NAME)));
         }
-        let desc = serde_json::from_value::<qapi::Error>(reply.clone())
-            .map(|e| e.desc)
-            .unwrap_or_else(|_| reply.to_string());
+        let desc =
+            serde_json::from_value::<qapi::Error>(reply.clone()).map(|e| e.desc).unwrap_or_else(|_| reply.to_string());
         Err(Failure::infra(format!("QMP {} failed: {desc}", C::NAME)))
     }
 }

@@ -46,59 +46,29 @@ struct Probed {
 
 /// Decide, probing at most once per host boot and QEMU binary (the answer
 /// cannot change in between, and a hanging probe costs its full timeout).
-pub async fn choose<F, Fut>(
-    request: AccelRequest,
-    cache: &Path,
-    qemu: &str,
-    probe_kvm: F,
-) -> Result<AccelChoice>
+pub async fn choose<F, Fut>(request: AccelRequest, cache: &Path, qemu: &str, probe_kvm: F) -> Result<AccelChoice>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<()>>,
 {
     match request {
-        AccelRequest::Tcg => {
-            return Ok(AccelChoice {
-                accel: Accel::Tcg,
-                reason: "requested".into(),
-            })
-        }
-        AccelRequest::Kvm => {
-            return Ok(AccelChoice {
-                accel: Accel::Kvm,
-                reason: "requested".into(),
-            })
-        }
+        AccelRequest::Tcg => return Ok(AccelChoice { accel: Accel::Tcg, reason: "requested".into() }),
+        AccelRequest::Kvm => return Ok(AccelChoice { accel: Accel::Kvm, reason: "requested".into() }),
         AccelRequest::Auto => {}
     }
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        return Ok(AccelChoice {
-            accel: Accel::Tcg,
-            reason: format!("/dev/kvm unusable: {e}"),
-        });
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        return Ok(AccelChoice { accel: Accel::Tcg, reason: format!("/dev/kvm unusable: {e}") });
     }
-    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string();
     let memo = cache.join(format!("accel-{}.json", crate::paths::sanitize(qemu)));
-    if let Ok(p) =
-        serde_json::from_str::<Probed>(&std::fs::read_to_string(&memo).unwrap_or_default())
-    {
+    if let Ok(p) = serde_json::from_str::<Probed>(&std::fs::read_to_string(&memo).unwrap_or_default()) {
         if p.boot_id == boot_id && p.qemu == qemu {
             return Ok(p.choice);
         }
     }
     crate::ui::line("probing KVM with a test guest");
     let choice = match probe_kvm().await {
-        Ok(()) => AccelChoice {
-            accel: Accel::Kvm,
-            reason: "probe guest booted with KVM".into(),
-        },
+        Ok(()) => AccelChoice { accel: Accel::Kvm, reason: "probe guest booted with KVM".into() },
         Err(e) => AccelChoice {
             accel: Accel::Tcg,
             reason: format!("/dev/kvm present but the probe guest failed: {}", e.message),
@@ -106,12 +76,7 @@ where
     };
     let _ = std::fs::write(
         &memo,
-        serde_json::to_string(&Probed {
-            boot_id,
-            qemu: qemu.into(),
-            choice: choice.clone(),
-        })
-        .unwrap(),
+        serde_json::to_string(&Probed { boot_id, qemu: qemu.into(), choice: choice.clone() }).unwrap(),
     );
     Ok(choice)
 }

@@ -22,23 +22,13 @@ pub fn display(cmd: &Command) -> String {
 /// quotes the command and the last line it printed on stderr.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let shown = display(cmd);
-    let out = cmd.output().map_err(|e| {
-        Failure::infra(format!(
-            "cannot run `{shown}`: {e} (is it installed? try `bounce doctor`)"
-        ))
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| Failure::infra(format!("cannot run `{shown}`: {e} (is it installed? try `bounce doctor`)")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
-        return Err(Failure::infra(format!(
-            "`{shown}` failed ({}): {last}",
-            out.status
-        )));
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        return Err(Failure::infra(format!("`{shown}` failed ({}): {last}", out.status)));
     }
     Ok(out)
 }

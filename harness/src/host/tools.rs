@@ -55,29 +55,16 @@ impl TryFrom<RequirementFields> for Requirement {
             (None, Some(p), None) => Probe::File(p),
             (None, None, Some(p)) => Probe::Package(p),
             _ => {
-                return Err(format!(
-                    "requirement for package {}: give exactly one of bin, file, installed",
-                    f.package
-                ))
+                return Err(format!("requirement for package {}: give exactly one of bin, file, installed", f.package))
             }
         };
-        Ok(Requirement {
-            probe,
-            package: f.package,
-            why: f.why,
-            alone: f.alone,
-        })
+        Ok(Requirement { probe, package: f.package, why: f.why, alone: f.alone })
     }
 }
 
 impl Requirement {
     fn new(probe: Probe, package: &str, why: &str) -> Self {
-        Requirement {
-            probe,
-            package: package.into(),
-            why: why.into(),
-            alone: false,
-        }
+        Requirement { probe, package: package.into(), why: why.into(), alone: false }
     }
 
     pub fn is_present(&self) -> bool {
@@ -111,29 +98,17 @@ pub fn common() -> Vec<Requirement> {
         Requirement::new(Bin("make".into()), "make", "kernel build"),
         Requirement::new(Bin("gcc".into()), "gcc", "kernel build, guest tools"),
         Requirement::new(Bin("flex".into()), "flex", "kernel build (Kconfig lexer)"),
-        Requirement::new(
-            Bin("bison".into()),
-            "bison",
-            "kernel build (Kconfig parser)",
-        ),
+        Requirement::new(Bin("bison".into()), "bison", "kernel build (Kconfig parser)"),
         Requirement::new(Bin("bc".into()), "bc", "kernel build (timeconst)"),
         Requirement::new(Bin("perl".into()), "perl", "kernel build scripts"),
-        Requirement::new(
-            File("/usr/include/gelf.h".into()),
-            "libelf-dev",
-            "kernel build (objtool)",
-        ),
+        Requirement::new(File("/usr/include/gelf.h".into()), "libelf-dev", "kernel build (objtool)"),
         Requirement::new(
             File("/usr/include/openssl/opensslv.h".into()),
             "libssl-dev",
             "kernel build (certificate tools)",
         ),
         Requirement::new(Bin("xz".into()), "xz-utils", "unpacking the kernel source"),
-        Requirement::new(
-            Bin("dpkg-deb".into()),
-            "dpkg",
-            "unpacking Debian source packages",
-        ),
+        Requirement::new(Bin("dpkg-deb".into()), "dpkg", "unpacking Debian source packages"),
         Requirement::new(Bin("ccache".into()), "ccache", "fast kernel rebuilds"),
         Requirement::new(
             Package("busybox-static".into()),
@@ -154,10 +129,7 @@ pub fn ensure(requirements: &[Requirement]) -> Result<()> {
         return Err(Failure::infra(format!(
             "missing host tools: {}; install them with: {}",
             describe(&missing),
-            plan.iter()
-                .map(|p| format!("sudo {p}"))
-                .collect::<Vec<_>>()
-                .join(" && ")
+            plan.iter().map(|p| format!("sudo {p}")).collect::<Vec<_>>().join(" && ")
         )));
     }
     for step in &plan {
@@ -170,27 +142,18 @@ pub fn ensure(requirements: &[Requirement]) -> Result<()> {
             .status()
             .map_err(|e| Failure::infra(format!("cannot run `{step}`: {e}")))?;
         if !status.success() {
-            return Err(Failure::infra(format!(
-                "`{step}` failed ({status}); run it by hand to see why"
-            )));
+            return Err(Failure::infra(format!("`{step}` failed ({status}); run it by hand to see why")));
         }
     }
     let still: Vec<&Requirement> = requirements.iter().filter(|r| !r.is_present()).collect();
     if !still.is_empty() {
-        return Err(Failure::infra(format!(
-            "still missing after apt-get install: {}",
-            describe(&still)
-        )));
+        return Err(Failure::infra(format!("still missing after apt-get install: {}", describe(&still))));
     }
     Ok(())
 }
 
 fn describe(missing: &[&Requirement]) -> String {
-    missing
-        .iter()
-        .map(|r| format!("{} (package {})", r.what(), r.package))
-        .collect::<Vec<_>>()
-        .join(", ")
+    missing.iter().map(|r| format!("{} (package {})", r.what(), r.package)).collect::<Vec<_>>().join(", ")
 }
 
 /// Root may install unless BOUNCE_NO_INSTALL is set (for CI images that must
@@ -212,15 +175,10 @@ pub fn install_plan(missing: &[&Requirement]) -> Vec<String> {
     }
     let mut plan = vec!["apt-get update -q".to_string()];
     for pkg in alone {
-        plan.push(format!(
-            "apt-get install -y -q --no-install-recommends {pkg}"
-        ));
+        plan.push(format!("apt-get install -y -q --no-install-recommends {pkg}"));
     }
     if !together.is_empty() {
-        plan.push(format!(
-            "apt-get install -y -q --no-install-recommends {}",
-            together.join(" ")
-        ));
+        plan.push(format!("apt-get install -y -q --no-install-recommends {}", together.join(" ")));
     }
     plan
 }
@@ -231,11 +189,7 @@ mod tests {
 
     #[test]
     fn plan_puts_alone_packages_in_their_own_command() {
-        let mut q = Requirement::new(
-            Probe::Bin("qemu-system-x86_64".into()),
-            "qemu-system-x86",
-            "boot",
-        );
+        let mut q = Requirement::new(Probe::Bin("qemu-system-x86_64".into()), "qemu-system-x86", "boot");
         q.alone = true;
         let f = Requirement::new(Probe::Bin("flex".into()), "flex", "build");
         let b = Requirement::new(Probe::Bin("bison".into()), "bison", "build");

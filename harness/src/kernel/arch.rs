@@ -31,8 +31,7 @@ pub struct Arch {
 
 impl Arch {
     pub fn load(root: &Path, name: &str) -> Result<Arch> {
-        let (mut arch, _): (Arch, _) =
-            crate::yaml::load_named(&root.join("kernels/arch"), "architecture", name)?;
+        let (mut arch, _): (Arch, _) = crate::yaml::load_named(&root.join("kernels/arch"), "architecture", name)?;
         arch.name = name.to_string();
         Ok(arch)
     }

@@ -75,41 +75,19 @@ pub async fn ensure(root: &Path, cache: &Path, name: &str) -> Result<Kernel> {
     for f in &variant.config.fragments {
         let path = root.join("kernels/config").join(f);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::input(format!(
-                "{}: fragment {f}: cannot read {}: {e}",
-                variant.file.display(),
-                path.display()
-            ))
+            Failure::input(format!("{}: fragment {f}: cannot read {}: {e}", variant.file.display(), path.display()))
         })?;
         wanted.extend(config::parse_fragment(&path, &text)?);
         fragment_texts.push(text);
     }
     let cc = compiler(&arch);
-    let toolchain = cmd::stdout(Command::new(arch.gcc()).arg("--version"))?
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let resolved = resolve_config(
-        cache,
-        &tree,
-        &arch,
-        &variant,
-        &cc,
-        &toolchain,
-        &fragment_texts,
-    )?;
+    let toolchain = cmd::stdout(Command::new(arch.gcc()).arg("--version"))?.lines().next().unwrap_or("").to_string();
+    let resolved = resolve_config(cache, &tree, &arch, &variant, &cc, &toolchain, &fragment_texts)?;
     config::verify(&wanted, &resolved)?;
 
     let key = {
         let mut h = blake3::Hasher::new();
-        for part in [
-            KEY_SCHEMA,
-            &tree.identity,
-            &arch.name,
-            &toolchain,
-            &resolved,
-        ] {
+        for part in [KEY_SCHEMA, &tree.identity, &arch.name, &toolchain, &resolved] {
             h.update(part.as_bytes());
             h.update(b"\0");
         }
@@ -135,9 +113,7 @@ pub async fn ensure(root: &Path, cache: &Path, name: &str) -> Result<Kernel> {
         std::fs::write(&cfg, &resolved).map_err(|e| Failure::infra(e.to_string()))?;
     }
 
-    let stats_path = cache
-        .join("kernels")
-        .join(format!("last-{}.json", crate::paths::sanitize(name)));
+    let stats_path = cache.join("kernels").join(format!("last-{}.json", crate::paths::sanitize(name)));
     let expected = std::fs::read_to_string(&stats_path)
         .ok()
         .and_then(|s| serde_json::from_str::<LastBuild>(&s).ok())
@@ -150,13 +126,7 @@ pub async fn ensure(root: &Path, cache: &Path, name: &str) -> Result<Kernel> {
     let started = Instant::now();
     let objects = run_make(make, &log, expected, &format!("building {name}"))
         .await
-        .map_err(|e| {
-            Failure::infra(format!(
-                "kernel build of `{name}` failed: {} (full log: {})",
-                e,
-                log.display()
-            ))
-        })?;
+        .map_err(|e| Failure::infra(format!("kernel build of `{name}` failed: {} (full log: {})", e, log.display())))?;
     let tool = build_dma_map_benchmark(&tree, &build_dir, &arch)?;
     let duration_s = started.elapsed().as_secs_f64();
 
@@ -172,10 +142,7 @@ pub async fn ensure(root: &Path, cache: &Path, name: &str) -> Result<Kernel> {
         config_base: variant.config.base.clone(),
         fragments: variant.config.fragments.clone(),
         toolchain,
-        swiotlb_dynamic: resolved_map
-            .get("SWIOTLB_DYNAMIC")
-            .map(|v| v == "y")
-            .unwrap_or(false),
+        swiotlb_dynamic: resolved_map.get("SWIOTLB_DYNAMIC").map(|v| v == "y").unwrap_or(false),
         objects,
         duration_s,
         image_blake3,
@@ -198,32 +165,14 @@ pub async fn ensure(root: &Path, cache: &Path, name: &str) -> Result<Kernel> {
         std::fs::copy(&from, staging.join(to))
             .map_err(|e| Failure::infra(format!("cannot copy {}: {e}", from.display())))?;
     }
-    std::fs::write(
-        staging.join("meta.json"),
-        serde_json::to_string_pretty(&meta).unwrap(),
-    )
-    .map_err(|e| Failure::infra(e.to_string()))?;
+    std::fs::write(staging.join("meta.json"), serde_json::to_string_pretty(&meta).unwrap())
+        .map_err(|e| Failure::infra(e.to_string()))?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&staging, &dir)
         .map_err(|e| Failure::infra(format!("cannot move build into {}: {e}", dir.display())))?;
-    let _ = std::fs::write(
-        &stats_path,
-        serde_json::to_string(&LastBuild {
-            objects,
-            seconds: duration_s,
-        })
-        .unwrap(),
-    );
-    ui::line(format!(
-        "built {name} ({key}) in {:.0} s, {objects} objects",
-        duration_s
-    ));
-    Ok(Kernel {
-        variant: name.to_string(),
-        arch,
-        dir,
-        meta,
-    })
+    let _ = std::fs::write(&stats_path, serde_json::to_string(&LastBuild { objects, seconds: duration_s }).unwrap());
+    ui::line(format!("built {name} ({key}) in {:.0} s, {objects} objects", duration_s));
+    Ok(Kernel { variant: name.to_string(), arch, dir, meta })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -235,28 +184,16 @@ struct LastBuild {
 /// A cache entry counts only if its metadata parses and its image still
 /// has the hash recorded at build time: a damaged entry is rebuilt.
 fn load_complete(dir: &Path, variant: &Variant, arch: &Arch) -> Option<Kernel> {
-    let meta: BuildMeta =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
-    if hash_file(&dir.join("image")).ok()? != meta.image_blake3
-        || !dir.join("dma_map_benchmark").exists()
-    {
-        ui::line(format!(
-            "cache entry {} is damaged; rebuilding",
-            dir.display()
-        ));
+    let meta: BuildMeta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
+    if hash_file(&dir.join("image")).ok()? != meta.image_blake3 || !dir.join("dma_map_benchmark").exists() {
+        ui::line(format!("cache entry {} is damaged; rebuilding", dir.display()));
         return None;
     }
-    Some(Kernel {
-        variant: variant.name.clone(),
-        arch: arch.clone(),
-        dir: dir.to_path_buf(),
-        meta,
-    })
+    Some(Kernel { variant: variant.name.clone(), arch: arch.clone(), dir: dir.to_path_buf(), meta })
 }
 
 fn hash_file(path: &Path) -> Result<String> {
-    let data = std::fs::read(path)
-        .map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
+    let data = std::fs::read(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
     Ok(blake3::hash(&data).to_hex().to_string())
 }
 
@@ -270,30 +207,15 @@ fn compiler(arch: &Arch) -> String {
     }
 }
 
-fn make_command(
-    cache: &Path,
-    tree: &SourceTree,
-    out: &Path,
-    arch: &Arch,
-    cc: &str,
-) -> tokio::process::Command {
-    let jobs = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+fn make_command(cache: &Path, tree: &SourceTree, out: &Path, arch: &Arch, cc: &str) -> tokio::process::Command {
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let mut c = tokio::process::Command::new("make");
-    c.arg("-C")
-        .arg(&tree.path)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("ARCH={}", arch.kernel_arch));
+    c.arg("-C").arg(&tree.path).arg(format!("O={}", out.display())).arg(format!("ARCH={}", arch.kernel_arch));
     if !arch.cross_compile.is_empty() {
         c.arg(format!("CROSS_COMPILE={}", arch.cross_compile));
     }
     c.arg(format!("CC={cc}"))
-        .args([
-            "KBUILD_BUILD_USER=bounce",
-            "KBUILD_BUILD_HOST=bounce",
-            "KBUILD_BUILD_TIMESTAMP=@0",
-        ])
+        .args(["KBUILD_BUILD_USER=bounce", "KBUILD_BUILD_HOST=bounce", "KBUILD_BUILD_TIMESTAMP=@0"])
         .arg(format!("-j{jobs}"));
     // ccache shares objects between build directories only when paths are
     // relative to a common base and the working directory is not hashed.
@@ -316,14 +238,7 @@ fn resolve_config(
     fragments: &[String],
 ) -> Result<String> {
     let mut h = blake3::Hasher::new();
-    for part in [
-        KEY_SCHEMA,
-        &tree.identity,
-        &arch.name,
-        toolchain,
-        cc,
-        &variant.config.base,
-    ] {
+    for part in [KEY_SCHEMA, &tree.identity, &arch.name, toolchain, cc, &variant.config.base] {
         h.update(part.as_bytes());
         h.update(b"\0");
     }
@@ -331,27 +246,19 @@ fn resolve_config(
         h.update(f.as_bytes());
         h.update(b"\0");
     }
-    let stored = cache
-        .join("configs")
-        .join(format!("{}.config", &h.finalize().to_hex()[..20]));
+    let stored = cache.join("configs").join(format!("{}.config", &h.finalize().to_hex()[..20]));
     if let Ok(text) = std::fs::read_to_string(&stored) {
         return Ok(text);
     }
-    let scratch = cache
-        .join("build")
-        .join(format!("resolve-{}", crate::paths::sanitize(&variant.name)));
+    let scratch = cache.join("build").join(format!("resolve-{}", crate::paths::sanitize(&variant.name)));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| Failure::infra(e.to_string()))?;
     let std_make = |target: &str| -> Result<()> {
         let mut c = make_command(cache, tree, &scratch, arch, cc).into_std();
         c.arg("-s").arg(target);
-        cmd::run(&mut c).map(|_| ()).map_err(|e| {
-            Failure::input(format!(
-                "{}: config base `{target}`: {}",
-                variant.file.display(),
-                e.message
-            ))
-        })
+        cmd::run(&mut c)
+            .map(|_| ())
+            .map_err(|e| Failure::input(format!("{}: config base `{target}`: {}", variant.file.display(), e.message)))
     };
     std_make(&variant.config.base)?;
     let cfg = scratch.join(".config");
@@ -377,13 +284,9 @@ async fn run_make(
     expected: u64,
     label: &str,
 ) -> std::result::Result<u64, String> {
-    let file =
-        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
-    make.stdout(file)
-        .stderr(err)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    make.stdout(file).stderr(err).stdin(std::process::Stdio::null()).kill_on_drop(true);
     let mut child = make.spawn().map_err(|e| format!("cannot run make: {e}"))?;
     let pb = ui::bar(expected, "objects");
     pb.set_message(label.to_string());
@@ -415,9 +318,7 @@ async fn run_make(
 }
 
 fn count_objects(log: &Path) -> u64 {
-    std::fs::read_to_string(log)
-        .map(|t| t.lines().filter(|l| is_compile_line(l)).count() as u64)
-        .unwrap_or(0)
+    std::fs::read_to_string(log).map(|t| t.lines().filter(|l| is_compile_line(l)).count() as u64).unwrap_or(0)
 }
 
 fn is_compile_line(line: &str) -> bool {
@@ -429,10 +330,7 @@ fn is_compile_line(line: &str) -> bool {
 pub fn first_error(log: &str) -> Option<String> {
     log.lines()
         .find(|l| l.contains("error:") || l.contains("Error:"))
-        .or_else(|| {
-            log.lines()
-                .find(|l| l.starts_with("make") && l.contains("Error"))
-        })
+        .or_else(|| log.lines().find(|l| l.starts_with("make") && l.contains("Error")))
         .map(|l| l.trim().to_string())
 }
 
@@ -453,10 +351,7 @@ fn build_dma_map_benchmark(tree: &SourceTree, build_dir: &Path, arch: &Arch) -> 
             .arg(&inc)
             .arg("-o")
             .arg(&out)
-            .arg(
-                tree.path
-                    .join("tools/testing/selftests/dma/dma_map_benchmark.c"),
-            ),
+            .arg(tree.path.join("tools/testing/selftests/dma/dma_map_benchmark.c")),
     )?;
     Ok(out)
 }
@@ -468,14 +363,8 @@ mod tests {
     #[test]
     fn first_error_finds_the_compiler_line() {
         let log = "  CC      kernel/fork.o\n../kernel/dma/swiotlb.c:12:1: error: expected ';' before 'int'\nmake[3]: *** [x] Error 1\n";
-        assert_eq!(
-            first_error(log).unwrap(),
-            "../kernel/dma/swiotlb.c:12:1: error: expected ';' before 'int'"
-        );
-        assert_eq!(
-            first_error("make: *** [Makefile:2] Error 2\n").unwrap(),
-            "make: *** [Makefile:2] Error 2"
-        );
+        assert_eq!(first_error(log).unwrap(), "../kernel/dma/swiotlb.c:12:1: error: expected ';' before 'int'");
+        assert_eq!(first_error("make: *** [Makefile:2] Error 2\n").unwrap(), "make: *** [Makefile:2] Error 2");
     }
 
     #[test]

@@ -28,16 +28,11 @@ pub fn parse_fragment(file: &Path, text: &str) -> Result<Vec<Wanted>> {
         }
         if let Some(rest) = line.strip_prefix("# ") {
             if let Some(sym) = rest.strip_suffix(" is not set") {
-                let sym = sym.strip_prefix("CONFIG_").ok_or_else(|| {
-                    Failure::input(format!("{}: expected `# CONFIG_NAME is not set`", at()))
-                })?;
+                let sym = sym
+                    .strip_prefix("CONFIG_")
+                    .ok_or_else(|| Failure::input(format!("{}: expected `# CONFIG_NAME is not set`", at())))?;
                 check_symbol(sym, &at)?;
-                out.push(Wanted {
-                    symbol: sym.into(),
-                    value: None,
-                    file: file.into(),
-                    line: i + 1,
-                });
+                out.push(Wanted { symbol: sym.into(), value: None, file: file.into(), line: i + 1 });
             }
             continue;
         }
@@ -47,12 +42,7 @@ pub fn parse_fragment(file: &Path, text: &str) -> Result<Vec<Wanted>> {
         let (sym, val) = line
             .strip_prefix("CONFIG_")
             .and_then(|l| l.split_once('='))
-            .ok_or_else(|| {
-                Failure::input(format!(
-                    "{}: expected `CONFIG_NAME=value`, found `{line}`",
-                    at()
-                ))
-            })?;
+            .ok_or_else(|| Failure::input(format!("{}: expected `CONFIG_NAME=value`, found `{line}`", at())))?;
         check_symbol(sym, &at)?;
         if val.is_empty() {
             return Err(Failure::input(format!(
@@ -60,22 +50,14 @@ pub fn parse_fragment(file: &Path, text: &str) -> Result<Vec<Wanted>> {
                 at()
             )));
         }
-        out.push(Wanted {
-            symbol: sym.into(),
-            value: Some(val.into()),
-            file: file.into(),
-            line: i + 1,
-        });
+        out.push(Wanted { symbol: sym.into(), value: Some(val.into()), file: file.into(), line: i + 1 });
     }
     Ok(out)
 }
 
 fn check_symbol(sym: &str, at: &dyn Fn() -> String) -> Result<()> {
     if sym.is_empty() || !sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Failure::input(format!(
-            "{}: `{sym}` is not a Kconfig symbol",
-            at()
-        )));
+        return Err(Failure::input(format!("{}: `{sym}` is not a Kconfig symbol", at())));
     }
     Ok(())
 }
@@ -98,10 +80,7 @@ pub fn verify(wanted: &[Wanted], resolved: &str) -> Result<()> {
         last.insert(&w.symbol, w);
     }
     let mut problems = Vec::new();
-    for w in wanted
-        .iter()
-        .filter(|w| std::ptr::eq(*last.get(w.symbol.as_str()).unwrap(), *w))
-    {
+    for w in wanted.iter().filter(|w| std::ptr::eq(*last.get(w.symbol.as_str()).unwrap(), *w)) {
         let got = set.get(&w.symbol);
         let ok = match (&w.value, got) {
             (None, None) => true,
@@ -115,9 +94,7 @@ pub fn verify(wanted: &[Wanted], resolved: &str) -> Result<()> {
                 .as_deref()
                 .map(|v| format!("CONFIG_{}={v}", w.symbol))
                 .unwrap_or(format!("CONFIG_{} off", w.symbol));
-            let got = got
-                .map(|v| format!("={v}"))
-                .unwrap_or_else(|| " not set".into());
+            let got = got.map(|v| format!("={v}")).unwrap_or_else(|| " not set".into());
             problems.push(format!(
                 "{}:{}: {asked} was dropped by olddefconfig (resolved: CONFIG_{}{got}); an unknown symbol or an unmet dependency (see its `depends on` in Kconfig)",
                 w.file.display(),
@@ -129,11 +106,7 @@ pub fn verify(wanted: &[Wanted], resolved: &str) -> Result<()> {
     match problems.len() {
         0 => Ok(()),
         1 => Err(Failure::input(problems.remove(0))),
-        n => Err(Failure::input(format!(
-            "{} (and {} more options)",
-            problems.remove(0),
-            n - 1
-        ))),
+        n => Err(Failure::input(format!("{} (and {} more options)", problems.remove(0), n - 1))),
     }
 }
 
@@ -158,10 +131,7 @@ mod tests {
     #[test]
     fn malformed_line_names_file_and_line() {
         let e = parse_fragment(Path::new("k/f.config"), "CONFIG_A=y\nSWIOTLB=y\n").unwrap_err();
-        assert_eq!(
-            e.message,
-            "k/f.config:2: expected `CONFIG_NAME=value`, found `SWIOTLB=y`"
-        );
+        assert_eq!(e.message, "k/f.config:2: expected `CONFIG_NAME=value`, found `SWIOTLB=y`");
         let e = parse_fragment(Path::new("f"), "CONFIG_A=\n").unwrap_err();
         assert!(e.message.contains("has no value"));
     }
@@ -171,12 +141,7 @@ mod tests {
         let w = frag("CONFIG_A=y\nCONFIG_NOPE=y\n# CONFIG_C is not set\n");
         let resolved = "CONFIG_A=y\n# CONFIG_C is not set\n";
         let e = verify(&w, resolved).unwrap_err();
-        assert!(
-            e.message
-                .starts_with("f.config:2: CONFIG_NOPE=y was dropped"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("f.config:2: CONFIG_NOPE=y was dropped"), "{}", e.message);
         assert!(verify(&frag("CONFIG_A=y\n# CONFIG_C is not set\n"), resolved).is_ok());
         let e = verify(&frag("# CONFIG_A is not set\n"), resolved).unwrap_err();
         assert!(e.message.contains("CONFIG_A off"), "{}", e.message);

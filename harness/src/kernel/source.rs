@@ -26,14 +26,9 @@ pub fn prepare(cache: &Path, source: &Source) -> Result<SourceTree> {
 /// The candidate version apt would download; local, no network.
 fn candidate_version(pkg: &str) -> Result<String> {
     let out = cmd::stdout(Command::new("apt-cache").args(["show", "--no-all-versions", pkg]))?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| {
-            Failure::infra(format!(
-                "apt knows no package `{pkg}`: run `apt-get update` (as root) and check the name"
-            ))
-        })
+    out.lines().find_map(|l| l.strip_prefix("Version: ")).map(|v| v.trim().to_string()).ok_or_else(|| {
+        Failure::infra(format!("apt knows no package `{pkg}`: run `apt-get update` (as root) and check the name"))
+    })
 }
 
 fn debian(cache: &Path, pkg: &str) -> Result<SourceTree> {
@@ -61,22 +56,17 @@ fn debian(cache: &Path, pkg: &str) -> Result<SourceTree> {
         return Ok(t);
     }
     let dl = cache.join("downloads");
-    std::fs::create_dir_all(&dl)
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dl.display())))?;
+    std::fs::create_dir_all(&dl).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dl.display())))?;
     crate::ui::line(format!("downloading {pkg} {version} with apt-get download"));
-    cmd::run(
-        Command::new("apt-get")
-            .current_dir(&dl)
-            .arg("download")
-            .arg(format!("{pkg}={version}")),
-    )
-    .map_err(|e| {
-        Failure::infra(format!(
-            "{} (offline? run `apt-get update`, or put the .deb in {})",
-            e.message,
-            dl.display()
-        ))
-    })?;
+    cmd::run(Command::new("apt-get").current_dir(&dl).arg("download").arg(format!("{pkg}={version}"))).map_err(
+        |e| {
+            Failure::infra(format!(
+                "{} (offline? run `apt-get update`, or put the .deb in {})",
+                e.message,
+                dl.display()
+            ))
+        },
+    )?;
     let deb = std::fs::read_dir(&dl)
         .map_err(|e| Failure::infra(e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -84,12 +74,7 @@ fn debian(cache: &Path, pkg: &str) -> Result<SourceTree> {
             let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
             f.starts_with(&format!("{pkg}_")) && f.ends_with(".deb")
         })
-        .ok_or_else(|| {
-            Failure::infra(format!(
-                "apt-get download left no {pkg}_{version}*.deb in {}",
-                dl.display()
-            ))
-        })?;
+        .ok_or_else(|| Failure::infra(format!("apt-get download left no {pkg}_{version}*.deb in {}", dl.display())))?;
 
     // Unpack beside the final place and rename: a half-unpacked tree must
     // never look like a tree.
@@ -98,29 +83,13 @@ fn debian(cache: &Path, pkg: &str) -> Result<SourceTree> {
     std::fs::create_dir_all(&tmp).map_err(|e| Failure::infra(e.to_string()))?;
     crate::ui::line(format!("unpacking {}", deb.display()));
     let script = "dpkg-deb --fsys-tarfile \"$1\" | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' | tar -xJ --strip-components=1 -C \"$2\"";
-    cmd::run(
-        Command::new("sh")
-            .args(["-c", script, "unpack"])
-            .arg(&deb)
-            .arg(&tmp),
-    )?;
+    cmd::run(Command::new("sh").args(["-c", script, "unpack"]).arg(&deb).arg(&tmp))?;
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::rename(&tmp, &tree)
         .map_err(|e| Failure::infra(format!("cannot move {} into place: {e}", tmp.display())))?;
-    let kver = cmd::stdout(
-        Command::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(&tree)
-            .arg("kernelversion"),
-    )?;
-    let t = SourceTree {
-        path: tree,
-        identity: format!("debian:{pkg}={version}"),
-        version: kver,
-    };
-    std::fs::write(&marker, serde_json::to_string_pretty(&t).unwrap())
-        .map_err(|e| Failure::infra(e.to_string()))?;
+    let kver = cmd::stdout(Command::new("make").arg("-s").arg("-C").arg(&tree).arg("kernelversion"))?;
+    let t = SourceTree { path: tree, identity: format!("debian:{pkg}={version}"), version: kver };
+    std::fs::write(&marker, serde_json::to_string_pretty(&t).unwrap()).map_err(|e| Failure::infra(e.to_string()))?;
     let _ = std::fs::remove_file(&deb);
     Ok(t)
 }

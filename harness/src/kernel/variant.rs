@@ -78,17 +78,11 @@ mod tests {
     fn shipped_variants_load() {
         let root = crate::paths::project_root();
         let names = list(&root);
-        assert!(
-            names.contains(&"6.12-fixed".to_string())
-                && names.contains(&"6.12-dynamic".to_string())
-        );
+        assert!(names.contains(&"6.12-fixed".to_string()) && names.contains(&"6.12-dynamic".to_string()));
         for n in names {
             let v = Variant::load(&root, &n).unwrap();
             for f in &v.config.fragments {
-                assert!(
-                    root.join("kernels/config").join(f).exists(),
-                    "{n}: fragment {f} missing"
-                );
+                assert!(root.join("kernels/config").join(f).exists(), "{n}: fragment {f} missing");
             }
         }
     }
@@ -100,11 +94,6 @@ mod tests {
             "arch: x86_64\nsource: {debian: linux-source-6.12}\nconfig: {base: tinyconfig}\nfragmnts: []\n",
         )
         .unwrap_err();
-        assert!(
-            err.message
-                .starts_with("v.yaml:4:1: unknown field `fragmnts`"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("v.yaml:4:1: unknown field `fragmnts`"), "{}", err.message);
     }
 }

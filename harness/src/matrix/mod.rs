@@ -56,10 +56,7 @@ pub struct Skipped {
 /// The 1-based line of the first occurrence of `needle` in the file, so
 /// semantic errors point at a line like syntax errors do.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .map(|i| i + 1)
-        .unwrap_or(1)
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or(1)
 }
 
 impl Matrix {
@@ -67,13 +64,8 @@ impl Matrix {
         let text = std::fs::read_to_string(file)
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", file.display())))?;
         let spec: MatrixFile = crate::yaml::parse(file, &text)?;
-        let at = |needle: &str, msg: String| {
-            Failure::input(format!(
-                "{}:{}: {msg}",
-                file.display(),
-                line_of(&text, needle)
-            ))
-        };
+        let at =
+            |needle: &str, msg: String| Failure::input(format!("{}:{}: {msg}", file.display(), line_of(&text, needle)));
         if spec.repetitions == 0 {
             return Err(at("repetitions", "repetitions must be at least 1".into()));
         }
@@ -84,10 +76,7 @@ impl Matrix {
             ("swiotlb", spec.swiotlb.len()),
         ] {
             if list == 0 {
-                return Err(at(
-                    axis,
-                    format!("`{axis}` is empty: the matrix would have no cells"),
-                ));
+                return Err(at(axis, format!("`{axis}` is empty: the matrix would have no cells")));
             }
         }
         let mut variants = BTreeMap::new();
@@ -100,24 +89,18 @@ impl Matrix {
         }
         let mut profiles = BTreeMap::new();
         for p in &spec.profiles {
-            profiles.insert(
-                p.clone(),
-                Profile::load(root, p).map_err(|e| at(p, e.message))?,
-            );
+            profiles.insert(p.clone(), Profile::load(root, p).map_err(|e| at(p, e.message))?);
         }
         let mut workloads = BTreeMap::new();
         for w in &spec.workloads {
-            workloads.insert(
-                w.clone(),
-                Workload::load(root, w).map_err(|e| at(w, e.message))?,
-            );
+            workloads.insert(w.clone(), Workload::load(root, w).map_err(|e| at(w, e.message))?);
         }
         for (name, args) in &spec.swiotlb {
-            if args
-                .split_whitespace()
-                .any(|w| !w.starts_with("swiotlb=") && !w.starts_with("iommu="))
-            {
-                return Err(at(name, format!("swiotlb setting `{name}`: expected only swiotlb=/iommu= words, found `{args}`")));
+            if args.split_whitespace().any(|w| !w.starts_with("swiotlb=") && !w.starts_with("iommu=")) {
+                return Err(at(
+                    name,
+                    format!("swiotlb setting `{name}`: expected only swiotlb=/iommu= words, found `{args}`"),
+                ));
             }
         }
         for c in &spec.compare {
@@ -129,29 +112,17 @@ impl Matrix {
                 other => {
                     return Err(at(
                         &format!("axis: {other}"),
-                        format!(
-                            "compare: unknown axis `{other}` (kernel, profile, workload, swiotlb)"
-                        ),
+                        format!("compare: unknown axis `{other}` (kernel, profile, workload, swiotlb)"),
                     ))
                 }
             };
             for v in [&c.base, &c.new] {
                 if !values.contains(&v) {
-                    return Err(at(
-                        v,
-                        format!("compare: `{v}` is not a value of the {} axis", c.axis),
-                    ));
+                    return Err(at(v, format!("compare: `{v}` is not a value of the {} axis", c.axis)));
                 }
             }
         }
-        Ok(Matrix {
-            file: file.to_path_buf(),
-            spec,
-            variants,
-            arches,
-            profiles,
-            workloads,
-        })
+        Ok(Matrix { file: file.to_path_buf(), spec, variants, arches, profiles, workloads })
     }
 
     /// Every runnable cell, ordered so that cells differing only in kernel
@@ -164,12 +135,8 @@ impl Matrix {
             for w in &self.spec.workloads {
                 for s in self.spec.swiotlb.keys() {
                     for k in &self.spec.kernels {
-                        let key = CellKey {
-                            kernel: k.clone(),
-                            profile: p.clone(),
-                            workload: w.clone(),
-                            swiotlb: s.clone(),
-                        };
+                        let key =
+                            CellKey { kernel: k.clone(), profile: p.clone(), workload: w.clone(), swiotlb: s.clone() };
                         match self.why_not(&key) {
                             None => cells.push(key),
                             Some(why) => skipped.push(Skipped { key, why }),
@@ -188,11 +155,7 @@ impl Matrix {
         if v.arch != p.arch {
             return Some(format!("kernel is {}, profile is {}", v.arch, p.arch));
         }
-        let devices: Vec<&str> = p
-            .devices
-            .iter()
-            .map(|d| d.split(',').next().unwrap_or(""))
-            .collect();
+        let devices: Vec<&str> = p.devices.iter().map(|d| d.split(',').next().unwrap_or("")).collect();
         for need in &w.needs_devices {
             if !devices.contains(&need.as_str()) {
                 return Some(format!("profile has no `{need}` device"));
@@ -204,9 +167,7 @@ impl Matrix {
     /// Run order: repetition-major, so a drifting host spreads over every
     /// cell instead of landing on one kernel.
     pub fn schedule(&self, cells: &[CellKey]) -> Vec<(CellKey, u32)> {
-        (0..self.spec.repetitions)
-            .flat_map(|r| cells.iter().map(move |c| (c.clone(), r)))
-            .collect()
+        (0..self.spec.repetitions).flat_map(|r| cells.iter().map(move |c| (c.clone(), r))).collect()
     }
 }
 
@@ -250,40 +211,14 @@ mod tests {
         let e = load_text("repetitions: 2\nkernels: [6.12-fixed\n").unwrap_err();
         assert!(e.message.starts_with("matrix.yaml:"), "{}", e.message);
         let e = load_text(&GOOD.replace("6.12-dynamic]", "6.12-dynamc]")).unwrap_err();
-        assert!(
-            e.message
-                .starts_with("matrix.yaml:2: unknown kernel variant `6.12-dynamc`"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("matrix.yaml:2: unknown kernel variant `6.12-dynamc`"), "{}", e.message);
         let e = load_text(&GOOD.replace("repetitions: 2", "repetitions: two")).unwrap_err();
-        assert!(
-            e.message
-                .starts_with("matrix.yaml:1:14: repetitions: invalid type"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("matrix.yaml:1:14: repetitions: invalid type"), "{}", e.message);
         let e = load_text(&GOOD.replace("new: 6.12-dynamic}", "new: 6.6}")).unwrap_err();
-        assert!(
-            e.message
-                .contains("`6.6` is not a value of the kernel axis"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("`6.6` is not a value of the kernel axis"), "{}", e.message);
         let e = load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: mem=1G")).unwrap_err();
-        assert!(
-            e.message
-                .starts_with("matrix.yaml:7: swiotlb setting `1mib`"),
-            "{}",
-            e.message
-        );
-        let e = load_text(&GOOD.replace("workloads: [memory, dmabench]", "workload: [memory]"))
-            .unwrap_err();
-        assert!(
-            e.message
-                .starts_with("matrix.yaml:4:1: unknown field `workload`"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("matrix.yaml:7: swiotlb setting `1mib`"), "{}", e.message);
+        let e = load_text(&GOOD.replace("workloads: [memory, dmabench]", "workload: [memory]")).unwrap_err();
+        assert!(e.message.starts_with("matrix.yaml:4:1: unknown field `workload`"), "{}", e.message);
     }
 }

@@ -64,10 +64,7 @@ pub fn cmdline(console: &str, profile: &Profile, swiotlb: &str, workload: &Workl
 /// minute when a kernel build runs beside them: generous, not tight.
 pub fn timeouts(accel: Accel, workload: &Workload) -> Timeouts {
     let boot = if accel == Accel::Kvm { 60 } else { 240 };
-    Timeouts {
-        boot: Duration::from_secs(boot),
-        run: Duration::from_secs(workload.timeout_s),
-    }
+    Timeouts { boot: Duration::from_secs(boot), run: Duration::from_secs(workload.timeout_s) }
 }
 
 /// Boot a tiny guest with KVM; Ok only if it reaches init and powers off.
@@ -92,16 +89,10 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
         accel: Accel::Kvm,
         kernel: kernel.image(),
         initrd: initrd.to_path_buf(),
-        append: format!(
-            "console={} {BASE_CMDLINE} bounce.workload=probe",
-            kernel.arch.console
-        ),
+        append: format!("console={} {BASE_CMDLINE} bounce.workload=probe", kernel.arch.console),
     };
     let dir = cache.join("kvm-probe");
-    let t = Timeouts {
-        boot: Duration::from_secs(30),
-        run: Duration::from_secs(30),
-    };
+    let t = Timeouts { boot: Duration::from_secs(30), run: Duration::from_secs(30) };
     let run = machine::run(&spec, &dir, t, &|_| {}).await?;
     match run.failure {
         None => Ok(()),
@@ -109,16 +100,8 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
     }
 }
 
-pub async fn choose_accel(
-    request: AccelRequest,
-    cache: &Path,
-    prepared: &Prepared,
-) -> Result<AccelChoice> {
-    let (k, initrd) = prepared
-        .kernels
-        .values()
-        .next()
-        .ok_or_else(|| Failure::input("no kernels"))?;
+pub async fn choose_accel(request: AccelRequest, cache: &Path, prepared: &Prepared) -> Result<AccelChoice> {
+    let (k, initrd) = prepared.kernels.values().next().ok_or_else(|| Failure::input("no kernels"))?;
     accel::choose(request, cache, &k.arch.qemu, || probe_kvm(k, initrd, cache)).await
 }
 
@@ -136,11 +119,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     }
     let prepared = prepare(root, cache, &m).await?;
     let accel = choose_accel(opts.accel, cache, &prepared).await?;
-    ui::line(format!(
-        "accelerator: {} ({})",
-        accel.accel.qemu_arg(),
-        accel.reason
-    ));
+    ui::line(format!("accelerator: {} ({})", accel.accel.qemu_arg(), accel.reason));
 
     let rev = env::harness_rev(root);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -158,11 +137,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         qemu,
         accel: accel.clone(),
         harness_rev: rev,
-        kernels: prepared
-            .kernels
-            .iter()
-            .map(|(n, (k, _))| (n.clone(), k.meta.clone()))
-            .collect(),
+        kernels: prepared.kernels.iter().map(|(n, (k, _))| (n.clone(), k.meta.clone())).collect(),
     })?;
     ui::line(format!("results: {}", run.path.display()));
 
@@ -202,10 +177,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
                 let decl = decls[&name].clone();
                 cell.metrics
                     .entry(name)
-                    .or_insert_with(|| Metric {
-                        decl,
-                        samples: Vec::new(),
-                    })
+                    .or_insert_with(|| Metric { decl, samples: Vec::new() })
                     .samples
                     .push(Sample { rep: *rep, value });
             }
@@ -224,12 +196,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     }
     let cells: Vec<CellResult> = results.into_values().collect();
     let worst = report::status(&cells).1;
-    Ok(Outcome {
-        run,
-        cells,
-        worst,
-        interrupted,
-    })
+    Ok(Outcome { run, cells, worst, interrupted })
 }
 
 /// One boot of one cell: the rep's record and, when it passed, its values.
@@ -251,12 +218,7 @@ async fn run_one(
         accel: accel.accel,
         kernel: kernel.image(),
         initrd: initrd.clone(),
-        append: cmdline(
-            &kernel.arch.console,
-            profile,
-            &m.spec.swiotlb[&key.swiotlb],
-            workload,
-        ),
+        append: cmdline(&kernel.arch.console, profile, &m.spec.swiotlb[&key.swiotlb], workload),
     };
     let (dir, rel) = run.guest_dir(&key.id(), rep);
     let spinner = ui::spinner();
@@ -270,11 +232,7 @@ async fn run_one(
         None => match g.transcript.done {
             Some(rc) if rc != 0 => Some(Failure::new(
                 FailureClass::Workload,
-                format!(
-                    "workload `{}` exited with rc={rc} (channel: {}/channel.log)",
-                    workload.name,
-                    dir.display()
-                ),
+                format!("workload `{}` exited with rc={rc} (channel: {}/channel.log)", workload.name, dir.display()),
             )),
             _ => match workload.metrics(&g.transcript) {
                 Err(f) => Some(f),
@@ -290,11 +248,7 @@ async fn run_one(
     Ok((
         RepResult {
             rep,
-            status: if failure.is_none() {
-                Status::Pass
-            } else {
-                Status::Fail
-            },
+            status: if failure.is_none() { Status::Pass } else { Status::Fail },
             failure,
             boot_s: g.boot_s,
             total_s: g.total_s,

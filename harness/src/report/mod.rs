@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 /// interval excludes zero: TCG guests on a shared host wobble by percents.
 pub const NOISE_PCT: f64 = 3.0;
 const CI_LEVEL: f64 = 0.95;
+/// Significance level of Welch's t-test; with the CI this is criterion's
+/// rule: a change needs both p < ALPHA and an interval beyond the noise.
+pub const ALPHA: f64 = 0.05;
 const BOOTSTRAP_ITERATIONS: usize = 4000;
 
 #[derive(Debug, Clone)]
@@ -25,6 +28,7 @@ pub struct Row {
     pub new: Option<(f64, usize)>,
     pub delta_pct: Option<f64>,
     pub ci: Option<(f64, f64)>,
+    pub p: Option<f64>,
     pub verdict: String,
 }
 
@@ -32,10 +36,7 @@ pub struct Row {
 pub fn compare(cells: &[CellResult], c: &Comparison) -> Vec<Row> {
     let by_key: BTreeMap<_, _> = cells.iter().map(|cell| (cell.key.clone(), cell)).collect();
     let mut rows = Vec::new();
-    for base in cells
-        .iter()
-        .filter(|cell| cell.key.axis(&c.axis) == Some(c.base.as_str()))
-    {
+    for base in cells.iter().filter(|cell| cell.key.axis(&c.axis) == Some(c.base.as_str())) {
         let Some(new) = by_key.get(&base.key.with_axis(&c.axis, &c.new)) else {
             continue;
         };
@@ -45,47 +46,29 @@ pub fn compare(cells: &[CellResult], c: &Comparison) -> Vec<Row> {
             .map(|a| format!("{a}={}", base.key.axis(a).unwrap()))
             .collect::<Vec<_>>()
             .join(" ");
-        let names: std::collections::BTreeSet<&String> =
-            base.metrics.keys().chain(new.metrics.keys()).collect();
+        let names: std::collections::BTreeSet<&String> = base.metrics.keys().chain(new.metrics.keys()).collect();
         for name in names {
-            let decl = base
-                .metrics
-                .get(name)
-                .or_else(|| new.metrics.get(name))
-                .unwrap()
-                .decl
-                .clone();
-            let bv = base
-                .metrics
-                .get(name)
-                .map(|m| m.values())
-                .unwrap_or_default();
-            let nv = new
-                .metrics
-                .get(name)
-                .map(|m| m.values())
-                .unwrap_or_default();
+            let decl = base.metrics.get(name).or_else(|| new.metrics.get(name)).unwrap().decl.clone();
+            let bv = base.metrics.get(name).map(|m| m.values()).unwrap_or_default();
+            let nv = new.metrics.get(name).map(|m| m.values()).unwrap_or_default();
             let bm = stats::median(&bv);
             let nm = stats::median(&nv);
             let delta = bm.zip(nm).and_then(|(b, n)| stats::delta_pct(b, n));
-            let seed = name
-                .bytes()
-                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
             let ci = stats::bootstrap_delta_ci(&bv, &nv, CI_LEVEL, BOOTSTRAP_ITERATIONS, seed);
-            let verdict = verdict(decl.better, bm, nm, ci, bv.len().min(nv.len()));
+            let p = stats::welch_p(&bv, &nv);
+            let verdict = verdict(decl.better, bm, nm, ci, p, bv.len().min(nv.len()));
             rows.push(Row {
                 profile: base.key.profile.clone(),
                 workload: base.key.workload.clone(),
                 context: context.clone(),
-                metric: name
-                    .split_once('.')
-                    .map(|(_, m)| m.to_string())
-                    .unwrap_or(name.clone()),
+                metric: name.split_once('.').map(|(_, m)| m.to_string()).unwrap_or(name.clone()),
                 unit: decl.unit.clone(),
                 base: bm.map(|m| (m, bv.len())),
                 new: nm.map(|m| (m, nv.len())),
                 delta_pct: delta,
                 ci,
+                p,
                 verdict,
             });
         }
@@ -98,27 +81,28 @@ fn verdict(
     b: Option<f64>,
     n: Option<f64>,
     ci: Option<(f64, f64)>,
+    p: Option<f64>,
     n_min: usize,
 ) -> String {
     let (Some(b), Some(n)) = (b, n) else {
         return "missing".into();
     };
     if better == Better::None {
-        return if b == n {
-            "same".into()
-        } else {
-            "changed".into()
-        };
+        return if b == n { "same".into() } else { "changed".into() };
     }
-    let Some((lo, hi)) = ci else {
+    let Some(p) = p else {
         return if n_min < 2 { "n<2".into() } else { "-".into() };
     };
-    let up = if lo > NOISE_PCT {
-        true
-    } else if hi < -NOISE_PCT {
-        false
-    } else {
+    if p >= ALPHA {
         return "~".into();
+    }
+    // With a zero base there is no relative change; significance decides.
+    let up = match ci {
+        Some((lo, _)) if lo > NOISE_PCT => true,
+        Some((_, hi)) if hi < -NOISE_PCT => false,
+        Some(_) => return "~".into(),
+        None if b == 0.0 && n != b => n > b,
+        None => return "~".into(),
     };
     let good = up == (better == Better::Higher);
     if good {
@@ -149,21 +133,18 @@ fn signed(v: f64) -> String {
 pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
     let mut t = Table::new();
     if markdown {
-        t.load_style(presets::ASCII_MARKDOWN)
-            .set_content_arrangement(ContentArrangement::Disabled);
+        t.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
     } else {
-        t.load_style(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Disabled);
+        t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     }
     t.set_header(vec![
-        "profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "diff", "delta",
-        "95% CI", "verdict",
+        "profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "diff", "delta", "95% CI", "p",
+        "verdict",
     ]);
-    let med = |m: Option<(f64, usize)>| {
-        m.map(|(v, n)| format!("{} ({n})", fmt_value(v)))
-            .unwrap_or("-".into())
-    };
-    for r in rows {
+    let med = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
+    // The terminal shows what moved; Markdown (for the record) shows all.
+    let hidden = if markdown { 0 } else { rows.iter().filter(|r| r.verdict == "same").count() };
+    for r in rows.iter().filter(|r| markdown || r.verdict != "same") {
         t.add_row(vec![
             Cell::new(&r.profile),
             Cell::new(&r.workload),
@@ -172,24 +153,20 @@ pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
             Cell::new(&r.unit),
             Cell::new(med(r.base)),
             Cell::new(med(r.new)),
+            Cell::new(r.base.zip(r.new).map(|((b, _), (n, _))| signed(n - b)).unwrap_or("-".into())),
+            Cell::new(r.delta_pct.map(|d| format!("{d:+.1}%")).unwrap_or("-".into())),
+            Cell::new(r.ci.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into())),
             Cell::new(
-                r.base
-                    .zip(r.new)
-                    .map(|((b, _), (n, _))| signed(n - b))
-                    .unwrap_or("-".into()),
-            ),
-            Cell::new(
-                r.delta_pct
-                    .map(|d| format!("{d:+.1}%"))
-                    .unwrap_or("-".into()),
-            ),
-            Cell::new(
-                r.ci.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]"))
-                    .unwrap_or("-".into()),
+                r.p.map(|p| if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }).unwrap_or("-".into()),
             ),
             Cell::new(&r.verdict),
         ]);
     }
+    let t = if hidden > 0 {
+        format!("{t}\n({hidden} informational rows unchanged, not shown; report.md has them)")
+    } else {
+        t.to_string()
+    };
     if markdown {
         format!("### {title}\n\n{t}\n")
     } else {
@@ -200,28 +177,13 @@ pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
 /// Failed cells with their first failure, and a one-line summary.
 pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
     let boots: usize = cells.iter().map(|c| c.reps.len()).sum();
-    let passed: usize = cells
-        .iter()
-        .map(|c| c.reps.iter().filter(|r| r.status == Status::Pass).count())
-        .sum();
-    let failed: Vec<&CellResult> = cells
-        .iter()
-        .filter(|c| c.status() == Status::Fail)
-        .collect();
-    let mut out = format!(
-        "{} cells, {boots} boots: {passed} passed, {} failed\n",
-        cells.len(),
-        boots - passed
-    );
+    let passed: usize = cells.iter().map(|c| c.reps.iter().filter(|r| r.status == Status::Pass).count()).sum();
+    let failed: Vec<&CellResult> = cells.iter().filter(|c| c.status() == Status::Fail).collect();
+    let mut out = format!("{} cells, {boots} boots: {passed} passed, {} failed\n", cells.len(), boots - passed);
     let mut worst = None;
     for c in &failed {
         if let Some(f) = c.worst_failure() {
-            out.push_str(&format!(
-                "  FAIL {} [{}]: {}\n",
-                c.key.id(),
-                f.class,
-                f.message
-            ));
+            out.push_str(&format!("  FAIL {} [{}]: {}\n", c.key.id(), f.class, f.message));
             worst = worst.max(Some(f.class));
         } else {
             out.push_str(&format!("  FAIL {}: no repetition ran\n", c.key.id()));
@@ -232,12 +194,7 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
 }
 
 /// The whole report for a run.
-pub fn full(
-    cells: &[CellResult],
-    comparisons: &[Comparison],
-    header: &str,
-    markdown: bool,
-) -> String {
+pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, markdown: bool) -> String {
     let mut out = String::new();
     out.push_str(header);
     out.push('\n');
@@ -256,37 +213,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verdicts_follow_direction_and_noise() {
-        assert_eq!(
-            verdict(Better::Lower, Some(10.0), Some(12.0), Some((10.0, 30.0)), 5),
-            "worse"
-        );
-        assert_eq!(
-            verdict(
-                Better::Higher,
-                Some(10.0),
-                Some(12.0),
-                Some((10.0, 30.0)),
-                5
-            ),
-            "better"
-        );
-        assert_eq!(
-            verdict(Better::Lower, Some(10.0), Some(10.1), Some((-2.0, 4.0)), 5),
-            "~"
-        );
-        assert_eq!(
-            verdict(Better::Lower, Some(10.0), Some(10.2), Some((1.0, 2.5)), 5),
-            "~"
-        );
-        assert_eq!(
-            verdict(Better::Lower, Some(10.0), Some(12.0), None, 1),
-            "n<2"
-        );
-        assert_eq!(
-            verdict(Better::None, Some(128.0), Some(256.0), None, 3),
-            "changed"
-        );
-        assert_eq!(verdict(Better::Lower, None, Some(1.0), None, 0), "missing");
+    fn verdicts_follow_direction_significance_and_noise() {
+        let v = verdict;
+        let sig = Some(0.001);
+        assert_eq!(v(Better::Lower, Some(10.0), Some(12.0), Some((10.0, 30.0)), sig, 5), "worse");
+        assert_eq!(v(Better::Higher, Some(10.0), Some(12.0), Some((10.0, 30.0)), sig, 5), "better");
+        // An interval beyond the noise is not enough without significance.
+        assert_eq!(v(Better::Lower, Some(10.0), Some(12.0), Some((10.0, 30.0)), Some(0.2), 3), "~");
+        assert_eq!(v(Better::Lower, Some(10.0), Some(10.1), Some((-2.0, 4.0)), sig, 5), "~");
+        assert_eq!(v(Better::Lower, Some(10.0), Some(10.2), Some((1.0, 2.5)), sig, 5), "~");
+        assert_eq!(v(Better::Lower, Some(10.0), Some(12.0), None, None, 1), "n<2");
+        assert_eq!(v(Better::None, Some(128.0), Some(256.0), None, None, 3), "changed");
+        assert_eq!(v(Better::Lower, None, Some(1.0), None, None, 0), "missing");
+        // From zero failures to some: no percentage, still a regression.
+        assert_eq!(v(Better::Lower, Some(0.0), Some(63.0), None, Some(0.0), 3), "worse");
+        assert_eq!(v(Better::Lower, Some(10.0), Some(0.0), Some((-100.0, -100.0)), Some(0.0), 3), "better");
     }
 }

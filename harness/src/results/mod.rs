@@ -40,10 +40,7 @@ pub struct CellKey {
 
 impl CellKey {
     pub fn id(&self) -> String {
-        format!(
-            "{}.{}.{}.{}",
-            self.kernel, self.profile, self.workload, self.swiotlb
-        )
+        format!("{}.{}.{}.{}", self.kernel, self.profile, self.workload, self.swiotlb)
     }
     /// The value of a named axis, for comparisons along any axis.
     pub fn axis(&self, axis: &str) -> Option<&str> {
@@ -134,9 +131,6 @@ impl CellResult {
 
     /// The most serious failure among the repetitions.
     pub fn worst_failure(&self) -> Option<&Failure> {
-        self.reps
-            .iter()
-            .filter_map(|r| r.failure.as_ref())
-            .max_by_key(|f| f.class)
+        self.reps.iter().filter_map(|r| r.failure.as_ref()).max_by_key(|f| f.class)
     }
 }

@@ -27,14 +27,9 @@ impl RunDir {
 
     pub fn open(path: &Path) -> Result<RunDir> {
         if !path.join("cells").is_dir() {
-            return Err(Failure::input(format!(
-                "{} is not a bounce run directory (no cells/)",
-                path.display()
-            )));
+            return Err(Failure::input(format!("{} is not a bounce run directory (no cells/)", path.display())));
         }
-        Ok(RunDir {
-            path: path.to_path_buf(),
-        })
+        Ok(RunDir { path: path.to_path_buf() })
     }
 
     pub fn guest_dir(&self, cell_id: &str, rep: u32) -> (PathBuf, String) {
@@ -53,13 +48,7 @@ impl RunDir {
     /// Written through a temporary file and a rename, so a reader (or a
     /// crash) never sees half a cell.
     pub fn write_cell(&self, cell: &CellResult) -> Result<()> {
-        write_json(
-            &self
-                .path
-                .join("cells")
-                .join(format!("{}.json", cell.key.id())),
-            cell,
-        )
+        write_json(&self.path.join("cells").join(format!("{}.json", cell.key.id())), cell)
     }
 
     pub fn read_cells(&self) -> Result<Vec<CellResult>> {
@@ -74,8 +63,7 @@ impl RunDir {
     }
 
     pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
-        std::fs::write(self.path.join(name), text)
-            .map_err(|e| Failure::infra(format!("cannot write {name}: {e}")))
+        std::fs::write(self.path.join(name), text).map_err(|e| Failure::infra(format!("cannot write {name}: {e}")))
     }
 }
 
@@ -87,7 +75,7 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
 }

@@ -25,17 +25,11 @@ const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Failure::infra(format!("initramfs: cannot read {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| Failure::infra(format!("initramfs: cannot read {}: {e}", path.display())))
 }
 
 fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
-    Entry {
-        path: path.into(),
-        mode: S_IFREG | mode,
-        data,
-        rdev: None,
-    }
+    Entry { path: path.into(), mode: S_IFREG | mode, data, rdev: None }
 }
 
 /// Files under `dir`, relative paths sorted (so the archive, and its key,
@@ -44,9 +38,7 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)
-            .map_err(|e| Failure::infra(format!("cannot read {}: {e}", d.display())))?
-        {
+        for e in std::fs::read_dir(&d).map_err(|e| Failure::infra(format!("cannot read {}: {e}", d.display())))? {
             let p = e.map_err(|e| Failure::infra(e.to_string()))?.path();
             if p.is_dir() {
                 stack.push(p);
@@ -77,48 +69,23 @@ fn entries(root: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
         "bounce",
         "bounce/workloads",
     ] {
-        v.push(Entry {
-            path: d.into(),
-            mode: S_IFDIR | 0o755,
-            data: Vec::new(),
-            rdev: None,
-        });
+        v.push(Entry { path: d.into(), mode: S_IFDIR | 0o755, data: Vec::new(), rdev: None });
     }
     // The kernel opens /dev/console before /init runs (and before devtmpfs
     // is mounted): without the node, init has no stdin/stdout.
-    v.push(Entry {
-        path: "dev/console".into(),
-        mode: S_IFCHR | 0o600,
-        data: Vec::new(),
-        rdev: Some((5, 1)),
-    });
+    v.push(Entry { path: "dev/console".into(), mode: S_IFCHR | 0o600, data: Vec::new(), rdev: Some((5, 1)) });
     v.push(file("bin/busybox", 0o755, read(Path::new(BUSYBOX))?));
     let overlay = root.join("rootfs/overlay");
     for rel in walk(&overlay)? {
         let p = overlay.join(&rel);
-        let mode = std::fs::metadata(&p)
-            .map_err(|e| Failure::infra(e.to_string()))?
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = std::fs::metadata(&p).map_err(|e| Failure::infra(e.to_string()))?.permissions().mode() & 0o777;
         v.push(file(&rel.to_string_lossy(), mode, read(&p)?));
     }
     let wl = root.join("workloads");
-    for rel in walk(&wl)?
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
-    {
-        v.push(file(
-            &format!("bounce/workloads/{}", rel.display()),
-            0o644,
-            read(&wl.join(&rel))?,
-        ));
+    for rel in walk(&wl)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sh")) {
+        v.push(file(&format!("bounce/workloads/{}", rel.display()), 0o644, read(&wl.join(&rel))?));
     }
-    v.push(file(
-        "usr/bin/dma_map_benchmark",
-        0o755,
-        read(&kernel.dma_map_benchmark())?,
-    ));
+    v.push(file("usr/bin/dma_map_benchmark", 0o755, read(&kernel.dma_map_benchmark())?));
     Ok(v)
 }
 
@@ -139,16 +106,15 @@ pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
     if out.exists() {
         return Ok(out);
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let tmp = dir.join(format!("{key}.cpio.{}.tmp", std::process::id()));
-    let f = std::fs::File::create(&tmp)
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", tmp.display())))?;
+    let f = std::fs::File::create(&tmp).map_err(|e| Failure::infra(format!("cannot create {}: {e}", tmp.display())))?;
     let inputs = entries.into_iter().enumerate().map(|(i, e)| {
-        let mut b = cpio::newc::Builder::new(&e.path)
-            .ino(i as u32 + 1)
-            .mode(e.mode)
-            .nlink(if e.mode & S_IFDIR != 0 { 2 } else { 1 });
+        let mut b = cpio::newc::Builder::new(&e.path).ino(i as u32 + 1).mode(e.mode).nlink(if e.mode & S_IFDIR != 0 {
+            2
+        } else {
+            1
+        });
         if let Some((maj, min)) = e.rdev {
             b = b.rdev_major(maj).rdev_minor(min);
         }

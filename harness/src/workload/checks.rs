@@ -22,49 +22,27 @@ pub struct Finding {
 /// teaches users to ignore it.
 const RULES: &[(&str, &str)] = &[
     ("panic", r"Kernel panic - not syncing"),
-    (
-        "oops",
-        r"\bOops\b|general protection fault|kernel BUG at|\bBUG: ",
-    ),
+    ("oops", r"\bOops\b|general protection fault|kernel BUG at|\bBUG: "),
     ("warn", r"WARNING: CPU: \d+ PID: \d+"),
     ("sanitizer", r"\b(KASAN|UBSAN|KFENCE): "),
     ("swiotlb-full", r"swiotlb buffer is full"),
-    (
-        "swiotlb-overflow",
-        r"Buffer overflow detected|swiotlb addr .* overflow|DMA addr .* overflow",
-    ),
+    ("swiotlb-overflow", r"Buffer overflow detected|swiotlb addr .* overflow|DMA addr .* overflow"),
     ("swiotlb-pool", r"software IO TLB: Failed to allocate"),
     ("dma-map-failed", r"dma_map_single failed"),
-    (
-        "oom-kill",
-        r"Out of memory: Killed process|invoked oom-killer",
-    ),
+    ("oom-kill", r"Out of memory: Killed process|invoked oom-killer"),
 ];
 
 fn rules() -> &'static [(String, Regex)] {
     static R: OnceLock<Vec<(String, Regex)>> = OnceLock::new();
-    R.get_or_init(|| {
-        RULES
-            .iter()
-            .map(|(n, p)| (n.to_string(), Regex::new(p).unwrap()))
-            .collect()
-    })
+    R.get_or_init(|| RULES.iter().map(|(n, p)| (n.to_string(), Regex::new(p).unwrap())).collect())
 }
 
 pub fn scan_log(lines: &[String], w: &Workload) -> Vec<Finding> {
     let mut out = Vec::new();
     for line in lines {
         if let Some((rule, _)) = rules().iter().find(|(_, re)| re.is_match(line)) {
-            let expected_because = w
-                .expected_log
-                .iter()
-                .find(|e| line.contains(&e.pattern))
-                .map(|e| e.why.clone());
-            out.push(Finding {
-                rule: rule.clone(),
-                line: line.trim().to_string(),
-                expected_because,
-            });
+            let expected_because = w.expected_log.iter().find(|e| line.contains(&e.pattern)).map(|e| e.why.clone());
+            out.push(Finding { rule: rule.clone(), line: line.trim().to_string(), expected_because });
         }
     }
     out
@@ -87,16 +65,11 @@ pub fn counter_problems(t: &Transcript) -> Vec<String> {
                 out.push(format!("{k} = {v} {when}: the counter underflowed"));
             }
         }
-        let (n, u, tr) = (
-            c.get("io_tlb_nslabs"),
-            c.get("io_tlb_used"),
-            c.get("io_tlb_transient_nslabs").copied().unwrap_or(0),
-        );
+        let (n, u, tr) =
+            (c.get("io_tlb_nslabs"), c.get("io_tlb_used"), c.get("io_tlb_transient_nslabs").copied().unwrap_or(0));
         if let (Some(n), Some(u)) = (n, u) {
             if *u < UNDERFLOW && *u > n.saturating_add(tr) {
-                out.push(format!(
-                    "io_tlb_used {u} > io_tlb_nslabs {n} + transient {tr} {when}"
-                ));
+                out.push(format!("io_tlb_used {u} > io_tlb_nslabs {n} + transient {tr} {when}"));
             }
         }
     }
@@ -110,36 +83,18 @@ pub fn counter_problems(t: &Transcript) -> Vec<String> {
 
 /// Judge a finished run. Returns the first failure and every log finding.
 pub fn judge(t: &Transcript, w: &Workload) -> (Option<Failure>, Vec<Finding>) {
-    let findings = t
-        .section("dmesg")
-        .map(|s| scan_log(&s.lines, w))
-        .unwrap_or_default();
+    let findings = t.section("dmesg").map(|s| scan_log(&s.lines, w)).unwrap_or_default();
     if t.section("dmesg").is_none() {
-        return (
-            Some(Failure::new(
-                FailureClass::Workload,
-                "guest reported no kernel log",
-            )),
-            findings,
-        );
+        return (Some(Failure::new(FailureClass::Workload, "guest reported no kernel log")), findings);
     }
     if let Some(f) = findings.iter().find(|f| f.expected_because.is_none()) {
         return (
-            Some(Failure::new(
-                FailureClass::Correctness,
-                format!("kernel log ({}): {}", f.rule, f.line),
-            )),
+            Some(Failure::new(FailureClass::Correctness, format!("kernel log ({}): {}", f.rule, f.line))),
             findings,
         );
     }
     if let Some(p) = counter_problems(t).into_iter().next() {
-        return (
-            Some(Failure::new(
-                FailureClass::Correctness,
-                format!("swiotlb counters: {p}"),
-            )),
-            findings,
-        );
+        return (Some(Failure::new(FailureClass::Correctness, format!("swiotlb counters: {p}"))), findings);
     }
     if w.must_bounce {
         let hiwater = t
@@ -150,10 +105,7 @@ pub fn judge(t: &Transcript, w: &Workload) -> (Option<Failure>, Vec<Finding>) {
             return (
                 Some(Failure::new(
                     FailureClass::Correctness,
-                    format!(
-                        "workload `{}` was meant to bounce but io_tlb_used_hiwater stayed 0",
-                        w.name
-                    ),
+                    format!("workload `{}` was meant to bounce but io_tlb_used_hiwater stayed 0", w.name),
                 )),
                 findings,
             );
@@ -194,58 +146,29 @@ mod tests {
         let (f, findings) = judge(&t, &workload());
         let f = f.unwrap();
         assert_eq!(f.class, FailureClass::Correctness);
-        assert!(
-            f.message
-                .starts_with("kernel log (warn): [ 3.1] WARNING: CPU: 1"),
-            "{}",
-            f.message
-        );
+        assert!(f.message.starts_with("kernel log (warn): [ 3.1] WARNING: CPU: 1"), "{}", f.message);
         assert_eq!(findings.len(), 2);
         assert!(findings[0].expected_because.is_some());
     }
 
     #[test]
     fn underflowed_and_leaked_counters_fail() {
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 18446744073709551615\nio_tlb_used_hiwater 1\n");
+        assert!(judge(&t, &workload()).0.unwrap().message.contains("underflowed"));
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 3\nio_tlb_used_hiwater 1\n");
+        assert!(judge(&t, &workload()).0.unwrap().message.contains("did not return to its idle value"));
         let t = transcript(
             "",
             OK,
-            "io_tlb_nslabs 128\nio_tlb_used 18446744073709551615\nio_tlb_used_hiwater 1\n",
+            "io_tlb_nslabs 128\nio_tlb_used 200\nio_tlb_transient_nslabs 64\nio_tlb_used_hiwater 1\n",
         );
-        assert!(judge(&t, &workload())
-            .0
-            .unwrap()
-            .message
-            .contains("underflowed"));
-        let t = transcript(
-            "",
-            OK,
-            "io_tlb_nslabs 128\nio_tlb_used 3\nio_tlb_used_hiwater 1\n",
-        );
-        assert!(judge(&t, &workload())
-            .0
-            .unwrap()
-            .message
-            .contains("did not return to its idle value"));
-        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 200\nio_tlb_transient_nslabs 64\nio_tlb_used_hiwater 1\n");
         let msgs = counter_problems(&t);
-        assert!(
-            msgs.iter()
-                .any(|m| m.contains("> io_tlb_nslabs 128 + transient 64")),
-            "{msgs:?}"
-        );
+        assert!(msgs.iter().any(|m| m.contains("> io_tlb_nslabs 128 + transient 64")), "{msgs:?}");
     }
 
     #[test]
     fn a_cell_that_did_not_bounce_fails() {
-        let t = transcript(
-            "",
-            OK,
-            "io_tlb_nslabs 128\nio_tlb_used 0\nio_tlb_used_hiwater 0\n",
-        );
-        assert!(judge(&t, &workload())
-            .0
-            .unwrap()
-            .message
-            .contains("meant to bounce"));
+        let t = transcript("", OK, "io_tlb_nslabs 128\nio_tlb_used 0\nio_tlb_used_hiwater 0\n");
+        assert!(judge(&t, &workload()).0.unwrap().message.contains("meant to bounce"));
     }
 }

@@ -51,8 +51,7 @@ pub struct ExpectedLog {
 
 impl Workload {
     pub fn load(root: &Path, name: &str) -> Result<Workload> {
-        let (mut w, file): (Workload, _) =
-            crate::yaml::load_named(&root.join("workloads"), "workload", name)?;
+        let (mut w, file): (Workload, _) = crate::yaml::load_named(&root.join("workloads"), "workload", name)?;
         w.name = name.to_string();
         w.file = file;
         if !root.join("workloads").join(&w.guest).exists() {
@@ -67,17 +66,11 @@ impl Workload {
 
     /// Kernel command line words that carry the workload and its parameters.
     pub fn cmdline(&self) -> Vec<String> {
-        let mut v = vec![format!(
-            "bounce.workload={}",
-            self.guest.trim_end_matches(".sh")
-        )];
+        let mut v = vec![format!("bounce.workload={}", self.guest.trim_end_matches(".sh"))];
         for (k, val) in &self.params {
             let s = match val {
                 serde_yaml::Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
+                other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
             };
             v.push(format!("bounce.{k}={s}"));
         }
@@ -91,12 +84,7 @@ impl Workload {
         let raw = match self.name.as_str() {
             "memory" => parse::memory(t)?,
             "dmabench" => parse::dmabench(t)?,
-            other => {
-                return Err(Failure::input(format!(
-                    "{}: no parser for workload `{other}`",
-                    self.file.display()
-                )))
-            }
+            other => return Err(Failure::input(format!("{}: no parser for workload `{other}`", self.file.display()))),
         };
         let mut out = BTreeMap::new();
         for (k, v) in raw {
@@ -114,10 +102,7 @@ impl Workload {
 
     /// Declarations keyed like `metrics()` values.
     pub fn declarations(&self) -> BTreeMap<String, MetricDecl> {
-        self.metrics
-            .iter()
-            .map(|(k, d)| (format!("{}.{k}", self.name), d.clone()))
-            .collect()
+        self.metrics.iter().map(|(k, d)| (format!("{}.{k}", self.name), d.clone())).collect()
     }
 }
 

@@ -6,12 +6,7 @@ use crate::guest::channel::{Section, Transcript};
 use std::collections::BTreeMap;
 
 fn need<'a>(t: &'a Transcript, name: &str) -> Result<&'a Section> {
-    t.section(name).ok_or_else(|| {
-        Failure::new(
-            FailureClass::Workload,
-            format!("guest reported no `{name}` section"),
-        )
-    })
+    t.section(name).ok_or_else(|| Failure::new(FailureClass::Workload, format!("guest reported no `{name}` section")))
 }
 
 /// `/proc/meminfo` values in KiB.
@@ -57,29 +52,22 @@ pub fn map_benchmark(lines: &[String]) -> Option<MapBench> {
     };
     let (map_us, map_stddev_us) = grab("average map latency(us):")?;
     let (unmap_us, unmap_stddev_us) = grab("average unmap latency(us):")?;
-    Some(MapBench {
-        map_us,
-        map_stddev_us,
-        unmap_us,
-        unmap_stddev_us,
-    })
+    Some(MapBench { map_us, map_stddev_us, unmap_us, unmap_stddev_us })
 }
 
 pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     let mem = meminfo(&need(t, "meminfo-boot")?.lines);
     let sw = swiotlb_counters(&need(t, "swiotlb-boot")?.lines);
     let mut out = BTreeMap::new();
-    for (k, name) in [
-        ("MemTotal", "mem_total_kib"),
-        ("MemAvailable", "mem_available_kib"),
-    ] {
-        let v = mem.get(k).ok_or_else(|| {
-            Failure::new(FailureClass::Workload, format!("/proc/meminfo has no {k}"))
-        })?;
+    for (k, name) in [("MemTotal", "mem_total_kib"), ("MemAvailable", "mem_available_kib")] {
+        let v = mem.get(k).ok_or_else(|| Failure::new(FailureClass::Workload, format!("/proc/meminfo has no {k}")))?;
         out.insert(name.to_string(), *v);
     }
     let nslabs = *sw.get("io_tlb_nslabs").ok_or_else(|| {
-        Failure::new(FailureClass::Workload, "no /sys/kernel/debug/swiotlb/io_tlb_nslabs: swiotlb is not active in this guest (or DEBUG_FS is off)")
+        Failure::new(
+            FailureClass::Workload,
+            "no /sys/kernel/debug/swiotlb/io_tlb_nslabs: swiotlb is not active in this guest (or DEBUG_FS is off)",
+        )
     })?;
     out.insert("swiotlb_nslabs".into(), nslabs as f64);
     out.insert("swiotlb_pool_kib".into(), (nslabs * 2) as f64);
@@ -90,21 +78,13 @@ pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
 }
 
 pub fn count_lines(t: &Transcript, section: &str, needle: &str) -> usize {
-    t.section(section)
-        .map(|s| s.lines.iter().filter(|l| l.contains(needle)).count())
-        .unwrap_or(0)
+    t.section(section).map(|s| s.lines.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
 }
 
 pub fn dmabench(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     let lat = need(t, "latency")?;
     let b = map_benchmark(&lat.lines).ok_or_else(|| {
-        Failure::new(
-            FailureClass::Workload,
-            format!(
-                "dma_map_benchmark printed no result: {}",
-                lat.lines.join(" | ")
-            ),
-        )
+        Failure::new(FailureClass::Workload, format!("dma_map_benchmark printed no result: {}", lat.lines.join(" | ")))
     })?;
     let mut out = BTreeMap::from([
         ("map_us".to_string(), b.map_us),
@@ -127,14 +107,8 @@ pub fn dmabench(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     if let Some(h) = after.get("io_tlb_used_hiwater") {
         out.insert("growth_used_hiwater".into(), *h as f64);
     }
-    out.insert(
-        "buffer_full_msgs".into(),
-        count_lines(t, "dmesg", "swiotlb buffer is full") as f64,
-    );
-    out.insert(
-        "map_failures".into(),
-        count_lines(t, "dmesg", "dma_map_single failed") as f64,
-    );
+    out.insert("buffer_full_msgs".into(), count_lines(t, "dmesg", "swiotlb buffer is full") as f64);
+    out.insert("map_failures".into(), count_lines(t, "dmesg", "dma_map_single failed") as f64);
     Ok(out)
 }
 
@@ -152,28 +126,16 @@ mod tests {
             "dma mapping benchmark: threads:1 seconds:4 node:-1 dir:BIDIRECTIONAL granule: 1\naverage map latency(us):14.3 standard deviation:2.1\naverage unmap latency(us):9.8 standard deviation:1.0\n",
         );
         let b = map_benchmark(&out).unwrap();
-        assert_eq!(
-            b,
-            MapBench {
-                map_us: 14.3,
-                map_stddev_us: 2.1,
-                unmap_us: 9.8,
-                unmap_stddev_us: 1.0
-            }
-        );
+        assert_eq!(b, MapBench { map_us: 14.3, map_stddev_us: 2.1, unmap_us: 9.8, unmap_stddev_us: 1.0 });
         assert!(map_benchmark(&lines("ioctl: Cannot allocate memory")).is_none());
     }
 
     #[test]
     fn meminfo_and_counters() {
-        let m = meminfo(&lines(
-            "MemTotal:        6100320 kB\nMemFree: 12 kB\nHugePages_Total:       0\n",
-        ));
+        let m = meminfo(&lines("MemTotal:        6100320 kB\nMemFree: 12 kB\nHugePages_Total:       0\n"));
         assert_eq!(m["MemTotal"], 6100320.0);
         assert_eq!(m["HugePages_Total"], 0.0);
-        let c = swiotlb_counters(&lines(
-            "io_tlb_nslabs 32768\nio_tlb_used 18446744073709551615\nbogus\n",
-        ));
+        let c = swiotlb_counters(&lines("io_tlb_nslabs 32768\nio_tlb_used 18446744073709551615\nbogus\n"));
         assert_eq!(c["io_tlb_nslabs"], 32768);
         assert_eq!(c["io_tlb_used"], u64::MAX);
         assert_eq!(c.len(), 2);

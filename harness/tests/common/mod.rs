@@ -11,24 +11,17 @@ pub fn bounce() -> Command {
 }
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 pub fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// Held for the whole of a heavy test; the lock lives in the user's cache so
 /// separate test binaries (and a `bounce matrix` in another terminal) share it.
 pub fn heavy_lock() -> bounce::lock::Lock {
-    bounce::lock::Lock::exclusive(&bounce::paths::cache_root().join("locks/heavy-tests.lock"))
-        .unwrap()
+    bounce::lock::Lock::exclusive(&bounce::paths::cache_root().join("locks/heavy-tests.lock")).unwrap()
 }
 
 /// QEMU processes whose command line mentions `needle` (the harness puts
