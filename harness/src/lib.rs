@@ -5,6 +5,7 @@
 //! collects, `workload` parses and judges, `results` stores, `stats` and
 //! `report` compare. `matrix` drives it all.
 
+pub mod bench;
 pub mod failure;
 pub mod guest;
 pub mod host;

@@ -1,11 +1,13 @@
 use bounce::failure::{Failure, FailureClass, Result};
 use bounce::host::accel::AccelRequest;
 use bounce::host::tools;
+use bounce::kernel::series::{Series, SeriesSource};
+use bounce::kernel::variant::Variant;
 use bounce::matrix::{run, Matrix};
 use bounce::results::store::RunDir;
 use bounce::{kernel, paths, report, ui};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "bounce", version, about = "Test and benchmark the Linux swiotlb (fixed vs dynamic) in QEMU guests")]
@@ -21,7 +23,7 @@ enum Command {
         /// The matrix file (default: matrix.yaml at the project root).
         #[arg(long)]
         matrix: Option<PathBuf>,
-        /// List the cells and the boots it would run, and stop.
+        /// List the cells, builds and boots it would run, and stop.
         #[arg(long)]
         dry_run: bool,
         /// Accelerator: auto probes KVM with a real guest, else TCG.
@@ -37,12 +39,72 @@ enum Command {
     /// Check (and as root, install) the host tools; show the accelerator.
     Doctor,
     /// Build kernel variants (kernels/variants/NAME.yaml) into the cache.
-    Build { variants: Vec<String> },
+    Build {
+        variants: Vec<String>,
+        /// Only for these architectures (default: every arch the variant lists).
+        #[arg(long)]
+        arch: Vec<String>,
+        /// Also build each variant with this series on top: an mbox, a
+        /// directory of patches, or a quilt `series` file.
+        #[arg(long, conflicts_with = "b4")]
+        series: Option<PathBuf>,
+        /// Fetch the series from lore with b4 (needs the network).
+        #[arg(long)]
+        b4: Option<String>,
+        /// Build every prefix of the series (base+1, base+2, ...).
+        #[arg(long)]
+        per_patch: bool,
+    },
+    /// Boot one guest with a shell on this terminal, to debug a cell.
+    Boot {
+        variant: String,
+        #[arg(long)]
+        profile: String,
+        /// A swiotlb setting of the default matrix, or kernel words.
+        #[arg(long, default_value = "")]
+        swiotlb: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelRequest,
+    },
+    /// The kernel cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+    /// Measurements of the harness itself.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print the report of an earlier run directory.
     Report {
         run: PathBuf,
         #[arg(long)]
         markdown: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List cached kernels.
+    Ls,
+    /// Remove damaged, interrupted and unused entries.
+    Gc {
+        /// Remove what has not been used for this many days.
+        #[arg(long, default_value_t = 30)]
+        older_than_days: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Kernel build times: cold per arch, a no-op rebuild, and a rebuild
+    /// after a one-line patch to kernel/dma/swiotlb.c.
+    Build {
+        #[arg(long, default_value = "6.12-dynamic")]
+        variant: String,
+        #[arg(long)]
+        arch: Vec<String>,
     },
 }
 
@@ -77,12 +139,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 repetitions: reps,
             };
             let out = run::run(&root, &cache, &opts).await?;
-            let m = Matrix::load(&root, &opts.matrix)?;
-            let env = out.run.read_env()?;
-            let header = header(&out.run, &env);
-            let text = report::full(&out.cells, &m.spec.compare, &header, false);
+            let text = report::for_run(&root, &out.run, &out.cells, false)?;
             out.run.write_text("report.txt", &text)?;
-            out.run.write_text("report.md", &report::full(&out.cells, &m.spec.compare, &header, true))?;
+            out.run.write_text("report.md", &report::for_run(&root, &out.run, &out.cells, true)?)?;
             println!("{text}");
             if out.interrupted {
                 return Ok(130);
@@ -90,76 +149,93 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(0))
         }
         Command::Doctor => doctor(&root),
-        Command::Build { variants } => {
+        Command::Build { variants, arch, series, b4, per_patch } => {
             if variants.is_empty() {
                 return Err(Failure::input(format!(
                     "name at least one variant: {}",
                     kernel::variant::list(&root).join(", ")
                 )));
             }
-            for v in variants {
-                let k = kernel::ensure(&root, &cache, &v).await?;
-                println!(
-                    "{v}: {} ({}; {})",
-                    k.dir.display(),
-                    k.meta.kernel_version,
-                    if k.swiotlb_dynamic() { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" }
-                );
+            let series = match (series, b4) {
+                (Some(p), _) => Some(Series::load(&SeriesSource::Path(p))?),
+                (None, Some(id)) => {
+                    let mbox = kernel::series::fetch_b4(&id, &cache.join("b4"))?;
+                    Some(Series::load(&SeriesSource::Path(mbox))?)
+                }
+                (None, None) if per_patch => return Err(Failure::input("--per-patch needs --series or --b4")),
+                (None, None) => None,
+            };
+            for name in variants {
+                let v = Variant::load(&root, &name)?;
+                let arches = if arch.is_empty() { v.arches.clone() } else { arch.clone() };
+                let mut builds = vec![v.clone()];
+                if let Some(s) = &series {
+                    if per_patch {
+                        builds.extend((1..s.patches.len()).map(|n| v.with_series(s, Some(n))));
+                    }
+                    builds.push(v.with_series(s, None));
+                }
+                for a in &arches {
+                    for b in &builds {
+                        let k = kernel::ensure(&root, &cache, b, a).await?;
+                        println!(
+                            "{} ({a}): {} ({}; {})",
+                            b.name,
+                            k.dir.display(),
+                            k.meta.kernel_version,
+                            if k.swiotlb_dynamic() { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" }
+                        );
+                    }
+                }
             }
             Ok(0)
+        }
+        Command::Boot { variant, profile, swiotlb, accel } => {
+            bounce::guest::interactive::boot(&root, &cache, &variant, &profile, &swiotlb, accel).await
+        }
+        Command::Cache { command: CacheCommand::Ls } => {
+            print!("{}", report::cache_table(&kernel::cache::list(&cache)?));
+            Ok(0)
+        }
+        Command::Cache { command: CacheCommand::Gc { older_than_days } } => {
+            let c = kernel::cache::gc(&cache, std::time::Duration::from_secs(older_than_days * 86400))?;
+            for (p, bytes, why) in &c.removed {
+                println!("removed {} ({}): {why}", p.display(), bytesize::ByteSize(*bytes));
+            }
+            println!("freed {}", bytesize::ByteSize(c.bytes()));
+            Ok(0)
+        }
+        Command::Bench { command: BenchCommand::Build { variant, arch } } => {
+            bounce::bench::build(&root, &cache, &variant, &arch).await
         }
         Command::Report { run, markdown } => {
             let dir = RunDir::open(&run)?;
             let cells = dir.read_cells()?;
-            let env = dir.read_env()?;
-            let m = Matrix::load(&root, &PathBuf::from(&env.matrix_file))?;
-            println!("{}", report::full(&cells, &m.spec.compare, &header(&dir, &env), markdown));
+            println!("{}", report::for_run(&root, &dir, &cells, markdown)?);
             Ok(report::status(&cells).1.map(|c| c.exit_code()).unwrap_or(0))
         }
     }
 }
 
-fn header(run: &RunDir, env: &bounce::host::env::RunEnv) -> String {
-    let qemu: Vec<String> = env.qemu.values().cloned().collect();
-    let mut h = format!(
-        "bounce run {} (harness {})\nhost: {}, {} cores; {}; accel {} ({})\n",
-        run.path.display(),
-        env.harness_rev,
-        env.host.cpu_model,
-        env.host.cores,
-        qemu.join(", "),
-        env.accel.accel.qemu_arg(),
-        env.accel.reason
-    );
-    for (name, k) in &env.kernels {
-        h.push_str(&format!(
-            "kernel {name}: {} {} key {}\n",
-            k.kernel_version,
-            if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
-            k.key
-        ));
-    }
-    if env.accel.accel == bounce::host::accel::Accel::Tcg {
-        h.push_str("note: TCG (emulated CPU): latencies are TCG's, compare them only with TCG runs\n");
-    }
-    h
-}
-
-fn dry(root: &std::path::Path, matrix: &std::path::Path, reps: Option<u32>) -> Result<i32> {
+fn dry(root: &Path, matrix: &Path, reps: Option<u32>) -> Result<i32> {
     let m = Matrix::load(root, matrix)?;
     let (cells, skipped) = m.expand();
     let reps = reps.unwrap_or(m.spec.repetitions);
     println!("{}: {} cells x {reps} repetitions = {} boots", matrix.display(), cells.len(), cells.len() as u32 * reps);
+    let builds: Vec<String> = m.builds(&cells).iter().map(|(v, a)| format!("{v} ({a})")).collect();
+    println!("kernels to build or find in the cache: {}", builds.join(", "));
     for c in &cells {
-        let sw = &m.spec.swiotlb[&c.swiotlb];
+        let p = &m.profiles[&c.profile];
+        let words = p.swiotlb_words(m.spec.swiotlb[&c.swiotlb].args()).join(" ");
         println!(
-            "  {}  (kernel {}, profile {}, workload {}, swiotlb {}{})",
+            "  {}  (kernel {}, profile {}{}, workload {}, swiotlb {}{})",
             c.id(),
             c.kernel,
             c.profile,
+            if p.emulated { " [emulated]" } else { "" },
             c.workload,
             c.swiotlb,
-            if sw.is_empty() { String::new() } else { format!(": {sw}") }
+            if words.is_empty() { String::new() } else { format!(": {words}") }
         );
     }
     for s in &skipped {
@@ -168,16 +244,20 @@ fn dry(root: &std::path::Path, matrix: &std::path::Path, reps: Option<u32>) -> R
     Ok(0)
 }
 
-fn doctor(root: &std::path::Path) -> Result<i32> {
+fn doctor(root: &Path) -> Result<i32> {
     let mut reqs = tools::common();
-    for name in ["x86_64"] {
-        reqs.extend(bounce::kernel::arch::Arch::load(root, name)?.requirements());
+    // The host's own architecture first: its QEMU is the one known to
+    // install cleanly beside a backported qemu-utils.
+    let mut arches = bounce::kernel::arch::all(root)?;
+    arches.sort_by_key(|a| !a.qemu.ends_with(std::env::consts::ARCH));
+    for a in arches {
+        reqs.extend(a.requirements());
     }
     let mut missing = 0;
     for r in &reqs {
         let ok = r.is_present();
         missing += usize::from(!ok);
-        println!("{} {:<40} {:<16} {}", if ok { "ok     " } else { "MISSING" }, r.what(), r.package, r.why);
+        println!("{} {:<40} {:<22} {}", if ok { "ok     " } else { "MISSING" }, r.what(), r.package, r.why);
     }
     let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm");
     println!(
@@ -187,6 +267,10 @@ fn doctor(root: &std::path::Path) -> Result<i32> {
             Err(e) => format!("unusable ({e}): TCG"),
         }
     );
+    match bounce::host::sev::host() {
+        Ok(s) => println!("SEV: available (C-bit {}, {} reduced physical bits)", s.cbitpos, s.reduced_phys_bits),
+        Err(why) => println!("SEV: not available ({why}); the sev profile is skipped, sev-emulated imitates it"),
+    }
     if missing > 0 {
         tools::ensure(&reqs)?;
         println!("installed the missing tools");

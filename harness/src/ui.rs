@@ -21,12 +21,34 @@ pub fn line(msg: impl AsRef<str>) {
     multi().suspend(|| eprintln!("bounce: {msg}"));
 }
 
-/// A bar counting `len` units; hidden (and silent) off a terminal, where
-/// callers report milestones with `line` instead.
-pub fn bar(len: u64, unit: &str) -> ProgressBar {
+/// A kernel build's bar: compiled objects against the count of the last
+/// full build of the same config. The ETA starts from that build's time
+/// and follows the real rate once a tenth is done. An incremental build
+/// has no count to expect: a spinner with the objects so far. Hidden (and
+/// silent) off a terminal, where callers report milestones with `line`.
+pub fn build_bar(expected: Option<u64>, last_seconds: Option<f64>) -> ProgressBar {
+    let Some(len) = expected else {
+        let pb = if interactive() { multi().add(ProgressBar::new_spinner()) } else { ProgressBar::hidden() };
+        pb.set_style(ProgressStyle::with_template("{spinner} {msg:40} {pos} objects {elapsed}").unwrap());
+        pb.enable_steady_tick(std::time::Duration::from_millis(250));
+        return pb;
+    };
     let pb = if interactive() { multi().add(ProgressBar::new(len)) } else { ProgressBar::hidden() };
-    let tmpl = format!("{{spinner}} {{msg:32}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} ETA {{eta}}");
-    pb.set_style(ProgressStyle::with_template(&tmpl).unwrap().progress_chars("=> "));
+    let style =
+        ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len} objects {elapsed} ETA {last_eta}")
+            .unwrap()
+            .progress_chars("=> ")
+            .with_key("last_eta", move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let done = state.fraction() as f64;
+                let eta = match last_seconds {
+                    Some(last) if done < 0.1 => {
+                        std::time::Duration::from_secs_f64((last - state.elapsed().as_secs_f64()).max(0.0))
+                    }
+                    _ => state.eta(),
+                };
+                let _ = write!(w, "{}", humantime::format_duration(std::time::Duration::from_secs(eta.as_secs())));
+            });
+    pb.set_style(style);
     pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }

@@ -9,10 +9,27 @@ fn dry_run_lists_the_default_matrix() {
     let o = bounce().args(["matrix", "--dry-run"]).output().unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("12 cells x 3 repetitions = 36 boots"), "{out}");
-    for id in ["6.12-fixed.dma32.memory.default", "6.12-dynamic.dma32.dmabench.256k", "6.12-dynamic.dma32.memory.1mib"]
-    {
-        assert!(out.contains(id), "{id} missing from:\n{out}");
+    assert!(out.contains("40 cells x 3 repetitions = 120 boots"), "{out}");
+    assert!(
+        out.contains("kernels to build or find in the cache: 6.12-fixed (x86_64), 6.12-dynamic (x86_64), 6.12-fixed (arm64), 6.12-dynamic (arm64)"),
+        "{out}"
+    );
+    for profile in ["sev-emulated [emulated]", "dma32", "arm64", "arm64-embedded"] {
+        for kernel in ["6.12-fixed", "6.12-dynamic"] {
+            for workload in ["memory", "dmabench"] {
+                let line = format!("(kernel {kernel}, profile {profile}, workload {workload}, swiotlb default");
+                assert!(out.contains(&line), "{line} missing from:\n{out}");
+            }
+        }
+    }
+    // The emulated SEV profile bounces everything and sizes its pool as SEV does.
+    assert!(out.contains("6.12-dynamic.sev-emulated.memory.1mib  (kernel 6.12-dynamic, profile sev-emulated [emulated], workload memory, swiotlb 1mib: swiotlb=512,1,force)"), "{out}");
+    assert!(out.contains("swiotlb default: swiotlb=62976,force)"), "{out}");
+    // The small pool exists only where it says something: dmabench.
+    assert!(out.contains("6.12-dynamic.dma32.dmabench.256k") && !out.contains("memory.256k"), "{out}");
+    // A real SEV profile is listed, skipped with its reason, on this host.
+    if bounce::host::sev::host().is_err() {
+        assert!(out.contains("skip 6.12-fixed.sev.memory.default: needs a host with SEV: "), "{out}");
     }
 }
 
@@ -47,7 +64,7 @@ fn missing_tools_name_the_one_command_that_installs_them() {
     assert_eq!(o.status.code(), Some(3), "{out}{err}");
     assert!(out.contains("MISSING flex"), "{out}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("install them with: sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends qemu-system-x86 && sudo apt-get install"), "{err}");
+    assert!(err.contains("install them with: sudo dpkg --add-architecture arm64 && sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends qemu-system-x86 && sudo apt-get install -y -q --no-install-recommends qemu-system-arm && sudo apt-get install"), "{err}");
 }
 
 #[test]
@@ -55,5 +72,8 @@ fn unknown_variant_lists_the_known_ones() {
     let o = bounce().args(["build", "6.13-nope"]).output().unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err.contains("unknown kernel variant `6.13-nope`") && err.contains("6.12-dynamic, 6.12-fixed"), "{err}");
+    assert!(
+        err.contains("unknown kernel variant `6.13-nope`") && err.contains("6.1, 6.12-dynamic, 6.12-fixed"),
+        "{err}"
+    );
 }

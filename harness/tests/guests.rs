@@ -64,8 +64,18 @@ fn fixed_and_dynamic_kernels_show_pool_memory_growth_and_exhaustion() {
     assert!(g("6.12-fixed", "buffer_full_msgs") > 0.0);
     assert!(g("6.12-fixed", "map_failures") > 0.0);
 
+    let run_dir = std::fs::read_dir(results.path().join("runs")).unwrap().flatten().next().unwrap().path();
     for c in cells.values() {
-        assert!(c.swiotlb_dynamic == (c.key.kernel == "6.12-dynamic"), "{}", c.key.id());
+        let dynamic = c.key.kernel == "6.12-dynamic";
+        assert_eq!(c.swiotlb_dynamic, dynamic, "{}", c.key.id());
+        // All four debugfs counters on the dynamic kernel; the fixed one has
+        // no transient pools and so no io_tlb_transient_nslabs.
+        let channel = std::fs::read_to_string(run_dir.join(&c.reps[0].guest_dir).join("channel.log")).unwrap();
+        let boot = channel.split("@@bounce begin swiotlb-boot").nth(1).unwrap().split("@@bounce end").next().unwrap();
+        for counter in ["io_tlb_nslabs ", "io_tlb_used ", "io_tlb_used_hiwater "] {
+            assert!(boot.contains(counter), "{}: no {counter}in {boot}", c.key.id());
+        }
+        assert_eq!(boot.contains("io_tlb_transient_nslabs "), dynamic, "{}: {boot}", c.key.id());
     }
     assert!(out.contains("kernel: 6.12-fixed (base) vs 6.12-dynamic (new)"), "{out}");
     assert!(out.contains("mem_total_kib"), "{out}");
@@ -74,13 +84,13 @@ fn fixed_and_dynamic_kernels_show_pool_memory_growth_and_exhaustion() {
 #[test]
 fn an_unchanged_variant_is_not_rebuilt() {
     let _lock = heavy_lock();
-    let first = bounce().args(["build", "6.12-dynamic"]).output().unwrap();
+    let first = bounce().args(["build", "6.12-dynamic", "--arch", "x86_64"]).output().unwrap();
     assert!(first.status.success(), "{}", text(&first).1);
     let meta = |o: &std::process::Output| {
-        let dir = text(o).0.split(':').nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        let dir = text(o).0.split(": ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
         std::fs::read_to_string(std::path::Path::new(&dir).join("meta.json")).unwrap()
     };
-    let second = bounce().args(["build", "6.12-dynamic"]).output().unwrap();
+    let second = bounce().args(["build", "6.12-dynamic", "--arch", "x86_64"]).output().unwrap();
     let (_, err) = text(&second);
     assert!(second.status.success(), "{err}");
     assert!(!err.contains("built 6.12-dynamic") && !err.contains("building"), "rebuilt:\n{err}");
@@ -100,7 +110,7 @@ fn a_dropped_config_option_fails_naming_fragment_and_line() {
         .unwrap();
     std::fs::write(
         project.path().join("kernels/variants/bad.yaml"),
-        "arch: x86_64\nsource: {debian: linux-source-6.12}\nconfig: {base: tinyconfig, fragments: [bad.config]}\n",
+        "arches: [x86_64]\nsource: {debian: linux-source-6.12}\nconfig: {base: tinyconfig, fragments: [bad.config]}\n",
     )
     .unwrap();
     let o = bounce().args(["build", "bad"]).env("BOUNCE_ROOT", project.path()).output().unwrap();

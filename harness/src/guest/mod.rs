@@ -2,6 +2,7 @@
 //! that the progress display and the results both read.
 
 pub mod channel;
+pub mod interactive;
 pub mod machine;
 pub mod profile;
 pub mod qemu;

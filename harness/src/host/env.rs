@@ -2,7 +2,7 @@
 //! numbers: where it ran, with what, accelerated how.
 
 use super::accel::AccelChoice;
-use crate::kernel::build::BuildMeta;
+use crate::kernel::cache::BuildMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,9 +24,20 @@ pub struct RunEnv {
     pub matrix_file: String,
     pub host: HostInfo,
     pub qemu: BTreeMap<String, String>,
-    pub accel: AccelChoice,
+    /// By guest architecture.
+    pub accel: BTreeMap<String, AccelChoice>,
     pub harness_rev: String,
+    /// By `VARIANT (ARCH)`.
     pub kernels: BTreeMap<String, BuildMeta>,
+    /// How each profile makes DMA bounce, and whether it imitates hardware.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileNote>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileNote {
+    pub bounces_because: String,
+    pub emulated: bool,
 }
 
 pub fn host_info() -> HostInfo {

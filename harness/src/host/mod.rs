@@ -4,4 +4,5 @@
 pub mod accel;
 pub mod cmd;
 pub mod env;
+pub mod sev;
 pub mod tools;

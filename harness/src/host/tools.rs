@@ -18,6 +18,8 @@ pub enum Probe {
     File(String),
     /// A Debian package, where the file alone is ambiguous (busybox vs busybox-static).
     Package(String),
+    /// A foreign dpkg architecture, so apt can fetch a guest's packages.
+    ForeignArch(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -41,6 +43,7 @@ struct RequirementFields {
     file: Option<String>,
     #[serde(rename = "installed")]
     installed: Option<String>,
+    foreign_arch: Option<String>,
     package: String,
     why: String,
     #[serde(default)]
@@ -50,12 +53,16 @@ struct RequirementFields {
 impl TryFrom<RequirementFields> for Requirement {
     type Error = String;
     fn try_from(f: RequirementFields) -> std::result::Result<Self, String> {
-        let probe = match (f.bin, f.file, f.installed) {
-            (Some(b), None, None) => Probe::Bin(b),
-            (None, Some(p), None) => Probe::File(p),
-            (None, None, Some(p)) => Probe::Package(p),
+        let probe = match (f.bin, f.file, f.installed, f.foreign_arch) {
+            (Some(b), None, None, None) => Probe::Bin(b),
+            (None, Some(p), None, None) => Probe::File(p),
+            (None, None, Some(p), None) => Probe::Package(p),
+            (None, None, None, Some(a)) => Probe::ForeignArch(a),
             _ => {
-                return Err(format!("requirement for package {}: give exactly one of bin, file, installed", f.package))
+                return Err(format!(
+                    "requirement for package {}: give exactly one of bin, file, installed, foreign_arch",
+                    f.package
+                ))
             }
         };
         Ok(Requirement { probe, package: f.package, why: f.why, alone: f.alone })
@@ -63,7 +70,7 @@ impl TryFrom<RequirementFields> for Requirement {
 }
 
 impl Requirement {
-    fn new(probe: Probe, package: &str, why: &str) -> Self {
+    pub fn new(probe: Probe, package: &str, why: &str) -> Self {
         Requirement { probe, package: package.into(), why: why.into(), alone: false }
     }
 
@@ -72,12 +79,13 @@ impl Requirement {
             Probe::Bin(b) => which::which(b).is_ok(),
             Probe::File(f) => Path::new(f).exists(),
             Probe::Package(p) => package_installed(p),
+            Probe::ForeignArch(a) => foreign_arch_enabled(a),
         }
     }
 
     pub fn what(&self) -> &str {
         match &self.probe {
-            Probe::Bin(s) | Probe::File(s) | Probe::Package(s) => s,
+            Probe::Bin(s) | Probe::File(s) | Probe::Package(s) | Probe::ForeignArch(s) => s,
         }
     }
 }
@@ -87,6 +95,18 @@ fn package_installed(pkg: &str) -> bool {
         .args(["-W", "-f=${Status}", pkg])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn foreign_arch_enabled(arch: &str) -> bool {
+    let native = Command::new("dpkg").arg("--print-architecture").output();
+    if native.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == arch) {
+        return true;
+    }
+    Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|a| a == arch))
         .unwrap_or(false)
 }
 
@@ -110,11 +130,6 @@ pub fn common() -> Vec<Requirement> {
         Requirement::new(Bin("xz".into()), "xz-utils", "unpacking the kernel source"),
         Requirement::new(Bin("dpkg-deb".into()), "dpkg", "unpacking Debian source packages"),
         Requirement::new(Bin("ccache".into()), "ccache", "fast kernel rebuilds"),
-        Requirement::new(
-            Package("busybox-static".into()),
-            "busybox-static",
-            "guest userland (static, no libraries in the initramfs)",
-        ),
     ]
 }
 
@@ -167,13 +182,18 @@ pub fn may_install() -> bool {
 pub fn install_plan(missing: &[&Requirement]) -> Vec<String> {
     let mut together: Vec<&str> = Vec::new();
     let mut alone: Vec<&str> = Vec::new();
+    let mut plan = Vec::new();
     for r in missing {
+        if let Probe::ForeignArch(a) = &r.probe {
+            plan.push(format!("dpkg --add-architecture {a}"));
+            continue;
+        }
         let list = if r.alone { &mut alone } else { &mut together };
         if !list.contains(&r.package.as_str()) {
             list.push(&r.package);
         }
     }
-    let mut plan = vec!["apt-get update -q".to_string()];
+    plan.push("apt-get update -q".to_string());
     for pkg in alone {
         plan.push(format!("apt-get install -y -q --no-install-recommends {pkg}"));
     }

@@ -1,10 +1,17 @@
-//! Building a variant, or finding it already built.
+//! Building a variant for an architecture, or finding it already built.
+//!
+//! One build path for every kind of kernel: the source tree is put in the
+//! state "pristine + series" (kernel/series.rs), the config is resolved and
+//! checked, and the build runs in a directory shared by every series on the
+//! same source and config, so a patch rebuilds only what it touches.
 
 use super::arch::Arch;
+use super::cache::{self, BuildMeta, Kernel, SeriesMeta};
 use super::config;
+use super::series::PatchableTree;
 use super::source::{self, SourceTree};
-use super::variant::Variant;
-use crate::failure::{Failure, Result};
+use super::variant::{ConfigBase, Toolchain, Variant};
+use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::host::{cmd, tools};
 use crate::lock::Lock;
 use crate::ui;
@@ -13,208 +20,289 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A built kernel in the cache, with everything the guest side needs from
-/// its tree (the dma_map_benchmark tool is built against the same headers).
-#[derive(Debug, Clone)]
-pub struct Kernel {
-    pub variant: String,
-    pub arch: Arch,
-    pub dir: PathBuf,
-    pub meta: BuildMeta,
-}
-
-impl Kernel {
-    pub fn image(&self) -> PathBuf {
-        self.dir.join("image")
-    }
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.join("config")
-    }
-    pub fn dma_map_benchmark(&self) -> PathBuf {
-        self.dir.join("dma_map_benchmark")
-    }
-    /// Whether the resolved config has CONFIG_SWIOTLB_DYNAMIC=y.
-    pub fn swiotlb_dynamic(&self) -> bool {
-        self.meta.swiotlb_dynamic
-    }
-}
-
-/// What TuxMake keeps in metadata.json: enough to trust and to reproduce.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuildMeta {
-    pub key: String,
-    pub variant: String,
-    pub arch: String,
-    pub source: String,
-    pub kernel_version: String,
-    pub config_base: String,
-    pub fragments: Vec<String>,
-    pub toolchain: String,
-    pub swiotlb_dynamic: bool,
-    pub objects: u64,
-    pub duration_s: f64,
-    pub image_blake3: String,
-    /// The make command line that built it, runnable by hand.
-    pub reproducer: String,
-    pub built_at: String,
-}
-
 const KEY_SCHEMA: &str = "bounce-kernel-v1";
 
-/// Build `name` unless a complete build of the same inputs is cached.
-pub async fn ensure(root: &Path, cache: &Path, name: &str) -> Result<Kernel> {
-    let variant = Variant::load(root, name)?;
-    let arch = Arch::load(root, &variant.arch)?;
+/// The compiler side of a build: what make is told, and what goes into
+/// the key.
+struct Compiler {
+    /// CC= for make (ccache-wrapped when ccache is there).
+    cc: String,
+    make_args: Vec<String>,
+    /// First line of the compiler's --version: part of the build key.
+    version: String,
+}
+
+fn compiler(arch: &Arch, tc: Toolchain) -> Result<Compiler> {
+    let ccache = which::which("ccache").is_ok();
+    let wrap = |c: String| if ccache { format!("ccache {c}") } else { c };
+    Ok(match tc {
+        Toolchain::Gcc => {
+            let gcc = arch.gcc();
+            let version = cmd::stdout(Command::new(&gcc).arg("--version"))?.lines().next().unwrap_or("").to_string();
+            Compiler { cc: wrap(gcc), make_args: vec![], version }
+        }
+        Toolchain::Clang => {
+            let version = cmd::stdout(Command::new("clang").arg("--version"))?.lines().next().unwrap_or("").to_string();
+            Compiler { cc: wrap("clang".into()), make_args: vec!["LLVM=1".into()], version }
+        }
+    })
+}
+
+fn toolchain_requirements(tc: Toolchain) -> Vec<tools::Requirement> {
+    use tools::{Probe, Requirement};
+    match tc {
+        Toolchain::Gcc => vec![],
+        Toolchain::Clang => vec![
+            Requirement::new(Probe::Bin("clang".into()), "clang", "kernel build with toolchain: clang"),
+            Requirement::new(Probe::Bin("ld.lld".into()), "lld", "kernel build with toolchain: clang"),
+            Requirement::new(Probe::Bin("llvm-ar".into()), "llvm", "kernel build with toolchain: clang"),
+        ],
+    }
+}
+
+/// Everything that decides what a build produces, gathered without
+/// building: enough to find it in the cache.
+pub struct Plan {
+    pub variant: Variant,
+    pub arch: Arch,
+    tree: SourceTree,
+    compiler: Compiler,
+    pub resolved: String,
+    /// The cache key: source, series, resolved config, arch, compiler.
+    pub key: String,
+    /// The build directory's key: the same without the series, so every
+    /// series on one source and config shares (and warms) one directory.
+    dir_key: String,
+}
+
+fn hash(parts: &[&str]) -> String {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(b"\0");
+    }
+    h.finalize().to_hex()[..20].to_string()
+}
+
+/// Work out the key of `variant` built for `arch`; resolves the config (and
+/// so may apply the series, under the build lock) when it is not cached.
+pub fn plan(root: &Path, cache: &Path, variant: &Variant, arch: &str) -> Result<Plan> {
+    if !variant.supports(arch) {
+        return Err(Failure::input(format!(
+            "{}: variant `{}` is not built for {arch} (its arches: {})",
+            variant.file.display(),
+            variant.name,
+            variant.arches.join(", ")
+        )));
+    }
+    let arch = Arch::load(root, arch)?;
     let mut reqs = tools::common();
     reqs.extend(arch.requirements());
+    reqs.extend(toolchain_requirements(variant.toolchain));
     tools::ensure(&reqs)?;
 
+    let mut variant = variant.clone();
+    // The variant's own patches first, then whatever the harness put on top.
+    let series = match (variant.own_series(root)?, variant.extra.take()) {
+        (Some(mut own), Some(extra)) => {
+            own.patches.extend(extra.patches);
+            own.name = extra.name;
+            Some(own)
+        }
+        (own, extra) => extra.or(own),
+    };
+    variant.extra = series;
     let tree = source::prepare(cache, &variant.source)?;
-    let mut wanted = Vec::new();
-    let mut fragment_texts = Vec::new();
-    for f in &variant.config.fragments {
-        let path = root.join("kernels/config").join(f);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::input(format!("{}: fragment {f}: cannot read {}: {e}", variant.file.display(), path.display()))
-        })?;
-        wanted.extend(config::parse_fragment(&path, &text)?);
-        fragment_texts.push(text);
+    let compiler = compiler(&arch, variant.toolchain)?;
+
+    // Fragments in order: the arch's guest fragments when the base is
+    // `guest`, then the variant's own.
+    let mut fragment_files: Vec<PathBuf> = Vec::new();
+    if variant.config.base == ConfigBase::Target("guest".into()) {
+        fragment_files.extend(arch.guest_fragments.iter().map(|f| root.join("kernels/config").join(f)));
     }
-    let cc = compiler(&arch);
-    let toolchain = cmd::stdout(Command::new(arch.gcc()).arg("--version"))?.lines().next().unwrap_or("").to_string();
-    let resolved = resolve_config(cache, &tree, &arch, &variant, &cc, &toolchain, &fragment_texts)?;
+    fragment_files.extend(variant.config.fragments.iter().map(|f| root.join("kernels/config").join(f)));
+    let mut wanted = Vec::new();
+    let mut fragments = Vec::new();
+    for path in &fragment_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::input(format!("{}: fragment {}: {e}", variant.file.display(), path.display())))?;
+        wanted.extend(config::parse_fragment(path, &text)?);
+        fragments.push(text);
+    }
+    let base_config =
+        match &variant.config.base {
+            ConfigBase::File { file } => {
+                let p = super::variant::resolve(&root.join("kernels"), file);
+                Some(std::fs::read_to_string(&p).map_err(|e| {
+                    Failure::input(format!("{}: config base {}: {e}", variant.file.display(), p.display()))
+                })?)
+            }
+            ConfigBase::Target(_) => None,
+        };
+    let resolved = config::resolve(
+        cache,
+        &config::Resolve {
+            tree: &tree,
+            arch: &arch,
+            variant: &variant,
+            cc: &compiler.cc,
+            make_args: &compiler.make_args,
+            toolchain: &compiler.version,
+            base_config: base_config.as_deref(),
+            fragments: &fragments,
+            prepare_tree: &|| checkout(&tree, &variant),
+        },
+    )?;
     config::verify(&wanted, &resolved)?;
 
-    let key = {
-        let mut h = blake3::Hasher::new();
-        for part in [KEY_SCHEMA, &tree.identity, &arch.name, &toolchain, &resolved] {
-            h.update(part.as_bytes());
-            h.update(b"\0");
-        }
-        h.finalize().to_hex()[..20].to_string()
+    let dir_key = hash(&[KEY_SCHEMA, &tree.identity, &arch.name, &compiler.version, &resolved]);
+    // Unpatched builds keep the key they always had; a series extends it.
+    let key = match &variant.extra {
+        Some(s) => hash(&[KEY_SCHEMA, &tree.identity, &arch.name, &compiler.version, &resolved, "series", &s.hash()]),
+        None => dir_key.clone(),
     };
-    let dir = cache.join("kernels").join(&key);
-    if let Some(k) = load_complete(&dir, &variant, &arch) {
+    Ok(Plan { variant, arch, tree, compiler, resolved, key, dir_key })
+}
+
+/// The tree as this variant needs it: pristine plus its series.
+fn checkout(tree: &SourceTree, variant: &Variant) -> Result<()> {
+    PatchableTree::new(&tree.path).checkout(variant.extra.as_ref())
+}
+
+/// Build `variant` for `arch` unless a complete build of the same inputs
+/// is cached.
+pub async fn ensure(root: &Path, cache: &Path, variant: &Variant, arch: &str) -> Result<Kernel> {
+    let plan = plan(root, cache, variant, arch)?;
+    build(cache, plan).await
+}
+
+pub async fn build(cache: &Path, plan: Plan) -> Result<Kernel> {
+    let Plan { variant, arch, tree, compiler, resolved, key, dir_key } = plan;
+    let label = format!("{} ({})", variant.name, arch.name);
+    if let Some(k) = cache::load(cache, &key, &variant, &arch) {
         return Ok(k);
     }
     // One kernel build at a time on this machine, across processes: two
     // would each take twice as long and may run the machine out of memory.
     let _build = Lock::exclusive(&cache.join("locks/kernel-build.lock"))?;
-    let _key = Lock::exclusive(&cache.join("kernels").join(format!("{key}.lock")))?;
-    if let Some(k) = load_complete(&dir, &variant, &arch) {
+    if let Some(k) = cache::load(cache, &key, &variant, &arch) {
         return Ok(k);
     }
-    let build_dir = cache.join("build").join(&key);
-    std::fs::create_dir_all(&build_dir)
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", build_dir.display())))?;
+    checkout(&tree, &variant)?;
+    let build_dir = cache.join("build").join(&dir_key);
+    std::fs::create_dir_all(&build_dir).infra(|| format!("cannot create {}", build_dir.display()))?;
     // Keep the old .config (and so every object's mtime) when unchanged.
     let cfg = build_dir.join(".config");
     if std::fs::read_to_string(&cfg).ok().as_deref() != Some(resolved.as_str()) {
-        std::fs::write(&cfg, &resolved).map_err(|e| Failure::infra(e.to_string()))?;
+        std::fs::write(&cfg, &resolved).infra(|| format!("cannot write {}", cfg.display()))?;
     }
+    let incremental = build_dir.join("vmlinux").exists();
+    let stats = LastBuild::path(cache, &dir_key);
+    let last = LastBuild::read(&stats).or_else(|| LastBuild::read(&LastBuild::path(cache, &arch.name)));
+    let expected =
+        if incremental { None } else { Some(last.as_ref().map(|l| l.objects).unwrap_or(arch.objects_estimate)) };
 
-    let stats_path = cache.join("kernels").join(format!("last-{}.json", crate::paths::sanitize(name)));
-    let expected = std::fs::read_to_string(&stats_path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<LastBuild>(&s).ok())
-        .map(|l| l.objects)
-        .unwrap_or(arch.objects_estimate);
-    let mut make = make_command(cache, &tree, &build_dir, &arch, &cc);
+    let mut make = make_command(cache, &tree, &build_dir, &arch, &compiler.cc, &compiler.make_args);
     make.arg(&arch.target);
-    let reproducer = cmd::display(make.as_std());
+    let reproducer = format!("cd {} && {}", build_dir.display(), cmd::display(make.as_std()));
     let log = build_dir.join("build.log");
     let started = Instant::now();
-    let objects = run_make(make, &log, expected, &format!("building {name}"))
-        .await
-        .map_err(|e| Failure::infra(format!("kernel build of `{name}` failed: {} (full log: {})", e, log.display())))?;
+    let what = if incremental { "rebuilding" } else { "building" };
+    let objects =
+        run_make(make, &log, expected, last.filter(|_| !incremental).map(|l| l.seconds), &format!("{what} {label}"))
+            .await
+            .map_err(|e| {
+                Failure::infra(format!("kernel build of {label} failed: {e} (full log: {})", log.display()))
+            })?;
     let tool = build_dma_map_benchmark(&tree, &build_dir, &arch)?;
     let duration_s = started.elapsed().as_secs_f64();
 
-    let image = build_dir.join(&arch.image);
-    let image_blake3 = hash_file(&image)?;
     let resolved_map = config::parse_resolved(&resolved);
     let meta = BuildMeta {
         key: key.clone(),
-        variant: name.to_string(),
+        variant: variant.name.clone(),
         arch: arch.name.clone(),
         source: tree.identity.clone(),
         kernel_version: tree.version.clone(),
-        config_base: variant.config.base.clone(),
+        config_base: variant.config.base.describe(),
         fragments: variant.config.fragments.clone(),
-        toolchain,
+        series: variant.extra.as_ref().map(|s| SeriesMeta {
+            name: s.name.clone(),
+            origin: s.origin.display().to_string(),
+            hash: s.hash(),
+            subjects: s.patches.iter().map(|p| p.subject.clone()).collect(),
+        }),
+        toolchain: compiler.version.clone(),
         swiotlb_dynamic: resolved_map.get("SWIOTLB_DYNAMIC").map(|v| v == "y").unwrap_or(false),
         objects,
+        incremental,
         duration_s,
-        image_blake3,
+        image_blake3: String::new(),
         reproducer,
         built_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    // Stage everything, write the metadata last, then rename: an entry is
-    // either complete or absent, whatever kills us.
-    let staging = cache.join("kernels").join(format!("{key}.partial"));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| Failure::infra(e.to_string()))?;
-    let copies = [
-        (image.clone(), "image"),
-        (cfg.clone(), "config"),
-        (build_dir.join("System.map"), "System.map"),
-        (log.clone(), "build.log"),
-        (tool, "dma_map_benchmark"),
-    ];
-    for (from, to) in copies {
-        std::fs::copy(&from, staging.join(to))
-            .map_err(|e| Failure::infra(format!("cannot copy {}: {e}", from.display())))?;
+    let k = cache::store(
+        cache,
+        meta,
+        &[
+            (build_dir.join(&arch.image), "image"),
+            (cfg.clone(), "config"),
+            (build_dir.join("System.map"), "System.map"),
+            (log.clone(), "build.log"),
+            (tool, "dma_map_benchmark"),
+        ],
+        &variant,
+        &arch,
+    )?;
+    if !incremental {
+        let l = LastBuild { objects, seconds: duration_s };
+        l.write(&stats);
+        l.write(&LastBuild::path(cache, &arch.name));
     }
-    std::fs::write(staging.join("meta.json"), serde_json::to_string_pretty(&meta).unwrap())
-        .map_err(|e| Failure::infra(e.to_string()))?;
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&staging, &dir)
-        .map_err(|e| Failure::infra(format!("cannot move build into {}: {e}", dir.display())))?;
-    let _ = std::fs::write(&stats_path, serde_json::to_string(&LastBuild { objects, seconds: duration_s }).unwrap());
-    ui::line(format!("built {name} ({key}) in {:.0} s, {objects} objects", duration_s));
-    Ok(Kernel { variant: name.to_string(), arch, dir, meta })
+    ui::line(format!(
+        "built {label} ({key}) in {duration_s:.0} s, {objects} objects{}",
+        if incremental { ", incremental" } else { "" }
+    ));
+    Ok(k)
 }
 
+/// The last full build of a config (or an arch): the progress bar's
+/// expectation and ETA for the next one.
 #[derive(Serialize, Deserialize)]
 struct LastBuild {
     objects: u64,
     seconds: f64,
 }
 
-/// A cache entry counts only if its metadata parses and its image still
-/// has the hash recorded at build time: a damaged entry is rebuilt.
-fn load_complete(dir: &Path, variant: &Variant, arch: &Arch) -> Option<Kernel> {
-    let meta: BuildMeta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
-    if hash_file(&dir.join("image")).ok()? != meta.image_blake3 || !dir.join("dma_map_benchmark").exists() {
-        ui::line(format!("cache entry {} is damaged; rebuilding", dir.display()));
-        return None;
+impl LastBuild {
+    fn path(cache: &Path, name: &str) -> PathBuf {
+        cache.join("kernels").join(format!("last-{}.json", crate::paths::sanitize(name)))
     }
-    Some(Kernel { variant: variant.name.clone(), arch: arch.clone(), dir: dir.to_path_buf(), meta })
-}
-
-fn hash_file(path: &Path) -> Result<String> {
-    let data = std::fs::read(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
-    Ok(blake3::hash(&data).to_hex().to_string())
-}
-
-/// ccache when present. The same CC string is used for resolving the config
-/// and building, so both see the same compiler.
-fn compiler(arch: &Arch) -> String {
-    if which::which("ccache").is_ok() {
-        format!("ccache {}", arch.gcc())
-    } else {
-        arch.gcc()
+    fn read(path: &Path) -> Option<LastBuild> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+    fn write(&self, path: &Path) {
+        let _ = std::fs::write(path, serde_json::to_string(self).unwrap());
     }
 }
 
-fn make_command(cache: &Path, tree: &SourceTree, out: &Path, arch: &Arch, cc: &str) -> tokio::process::Command {
+pub(super) fn make_command(
+    cache: &Path,
+    tree: &SourceTree,
+    out: &Path,
+    arch: &Arch,
+    cc: &str,
+    make_args: &[String],
+) -> tokio::process::Command {
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let mut c = tokio::process::Command::new("make");
     c.arg("-C").arg(&tree.path).arg(format!("O={}", out.display())).arg(format!("ARCH={}", arch.kernel_arch));
     if !arch.cross_compile.is_empty() {
         c.arg(format!("CROSS_COMPILE={}", arch.cross_compile));
     }
-    c.arg(format!("CC={cc}"))
+    c.args(make_args)
+        .arg(format!("CC={cc}"))
         .args(["KBUILD_BUILD_USER=bounce", "KBUILD_BUILD_HOST=bounce", "KBUILD_BUILD_TIMESTAMP=@0"])
         .arg(format!("-j{jobs}"));
     // ccache shares objects between build directories only when paths are
@@ -223,57 +311,11 @@ fn make_command(cache: &Path, tree: &SourceTree, out: &Path, arch: &Arch, cc: &s
         .env("CCACHE_BASEDIR", cache)
         .env("CCACHE_NOHASHDIR", "true")
         .env("CCACHE_MAXSIZE", "20G");
+    // If the harness is killed outright, make must not build on unowned.
+    unsafe {
+        c.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+    }
     c
-}
-
-/// Resolve base + fragments into a .config, cached by its inputs (a
-/// resolution costs ~15 s of make and is needed on every run).
-fn resolve_config(
-    cache: &Path,
-    tree: &SourceTree,
-    arch: &Arch,
-    variant: &Variant,
-    cc: &str,
-    toolchain: &str,
-    fragments: &[String],
-) -> Result<String> {
-    let mut h = blake3::Hasher::new();
-    for part in [KEY_SCHEMA, &tree.identity, &arch.name, toolchain, cc, &variant.config.base] {
-        h.update(part.as_bytes());
-        h.update(b"\0");
-    }
-    for f in fragments {
-        h.update(f.as_bytes());
-        h.update(b"\0");
-    }
-    let stored = cache.join("configs").join(format!("{}.config", &h.finalize().to_hex()[..20]));
-    if let Ok(text) = std::fs::read_to_string(&stored) {
-        return Ok(text);
-    }
-    let scratch = cache.join("build").join(format!("resolve-{}", crate::paths::sanitize(&variant.name)));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).map_err(|e| Failure::infra(e.to_string()))?;
-    let std_make = |target: &str| -> Result<()> {
-        let mut c = make_command(cache, tree, &scratch, arch, cc).into_std();
-        c.arg("-s").arg(target);
-        cmd::run(&mut c)
-            .map(|_| ())
-            .map_err(|e| Failure::input(format!("{}: config base `{target}`: {}", variant.file.display(), e.message)))
-    };
-    std_make(&variant.config.base)?;
-    let cfg = scratch.join(".config");
-    let mut text = std::fs::read_to_string(&cfg).map_err(|e| Failure::infra(e.to_string()))?;
-    for f in fragments {
-        text.push('\n');
-        text.push_str(f);
-    }
-    std::fs::write(&cfg, text).map_err(|e| Failure::infra(e.to_string()))?;
-    std_make("olddefconfig")?;
-    let resolved = std::fs::read_to_string(&cfg).map_err(|e| Failure::infra(e.to_string()))?;
-    std::fs::create_dir_all(stored.parent().unwrap()).map_err(|e| Failure::infra(e.to_string()))?;
-    std::fs::write(&stored, &resolved).map_err(|e| Failure::infra(e.to_string()))?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    Ok(resolved)
 }
 
 /// Run make with its output in `log`, counting compiled objects for the
@@ -281,14 +323,15 @@ fn resolve_config(
 async fn run_make(
     mut make: tokio::process::Command,
     log: &Path,
-    expected: u64,
+    expected: Option<u64>,
+    last_seconds: Option<f64>,
     label: &str,
 ) -> std::result::Result<u64, String> {
     let file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
     make.stdout(file).stderr(err).stdin(std::process::Stdio::null()).kill_on_drop(true);
     let mut child = make.spawn().map_err(|e| format!("cannot run make: {e}"))?;
-    let pb = ui::bar(expected, "objects");
+    let pb = ui::build_bar(expected, last_seconds);
     pb.set_message(label.to_string());
     if !ui::interactive() {
         ui::line(format!("{label}: log in {}", log.display()));
@@ -300,10 +343,11 @@ async fn run_make(
             s = child.wait() => break s.map_err(|e| e.to_string())?,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 seen = count_objects(log);
-                if seen > pb.length().unwrap_or(0) { pb.set_length(seen + seen / 10); }
+                if expected.is_some() && seen > pb.length().unwrap_or(0) { pb.set_length(seen + seen / 10); }
                 pb.set_position(seen);
                 if !ui::interactive() && last_line.elapsed() > Duration::from_secs(60) {
-                    ui::line(format!("{label}: {seen}/{expected} objects"));
+                    let of = expected.map(|e| format!("/{e}")).unwrap_or_default();
+                    ui::line(format!("{label}: {seen}{of} objects"));
                     last_line = Instant::now();
                 }
             }
@@ -339,10 +383,14 @@ pub fn first_error(log: &str) -> Option<String> {
 /// include/ clashes with libc's types.
 fn build_dma_map_benchmark(tree: &SourceTree, build_dir: &Path, arch: &Arch) -> Result<PathBuf> {
     let inc = build_dir.join("bounce-include");
-    std::fs::create_dir_all(inc.join("linux")).map_err(|e| Failure::infra(e.to_string()))?;
+    std::fs::create_dir_all(inc.join("linux")).infra(|| format!("cannot create {}", inc.display()))?;
     let header = tree.path.join("include/linux/map_benchmark.h");
-    std::fs::copy(&header, inc.join("linux/map_benchmark.h"))
-        .map_err(|e| Failure::infra(format!("cannot copy {}: {e}", header.display())))?;
+    std::fs::copy(&header, inc.join("linux/map_benchmark.h")).map_err(|e| {
+        Failure::new(
+            FailureClass::Input,
+            format!("{} has no {} ({e}): dma_map_benchmark needs Linux 5.11 or later", tree.identity, header.display()),
+        )
+    })?;
     let out = build_dir.join("dma_map_benchmark");
     cmd::run(
         Command::new(arch.gcc())
@@ -373,5 +421,12 @@ mod tests {
         assert!(is_compile_line("  AS      arch/x86/entry/entry_64.o"));
         assert!(!is_compile_line("  LD      vmlinux"));
         assert!(!is_compile_line("CC is gcc"));
+    }
+
+    #[test]
+    fn keys_are_stable_and_a_series_extends_them() {
+        // The key of an unpatched build is what the cache already holds.
+        assert_eq!(hash(&["a", "b"]), hash(&["a", "b"]));
+        assert_ne!(hash(&["ab", ""]), hash(&["a", "b"]));
     }
 }

@@ -3,9 +3,97 @@
 //! whose dependencies are unmet; we refuse to build a kernel that lacks
 //! what was asked for.
 
-use crate::failure::{Failure, Result};
+use super::arch::Arch;
+use super::source::SourceTree;
+use super::variant::{ConfigBase, Variant};
+use crate::failure::{Classify, Failure, Result};
+use crate::host::cmd;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Everything a resolution depends on.
+pub struct Resolve<'a> {
+    pub tree: &'a SourceTree,
+    pub arch: &'a Arch,
+    pub variant: &'a Variant,
+    pub cc: &'a str,
+    pub make_args: &'a [String],
+    pub toolchain: &'a str,
+    /// A user's .config as the base, instead of a make target.
+    pub base_config: Option<&'a str>,
+    pub fragments: &'a [String],
+    /// Puts the tree in the variant's state (its series applied): a patch
+    /// may change Kconfig.
+    pub prepare_tree: &'a dyn Fn() -> Result<()>,
+}
+
+/// Resolve base + fragments into a .config, cached by its inputs (a
+/// resolution costs ~15 s of make and is needed on every run).
+pub fn resolve(cache: &Path, r: &Resolve) -> Result<String> {
+    let mut h = blake3::Hasher::new();
+    let series = r.variant.extra.as_ref().map(|s| s.hash()).unwrap_or_default();
+    let base = r.variant.config.base.describe();
+    for part in [RESOLVE_SCHEMA, &r.tree.identity, &series, &r.arch.name, r.toolchain, r.cc, &base] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    for part in
+        r.make_args.iter().map(String::as_str).chain(r.base_config).chain(r.fragments.iter().map(String::as_str))
+    {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    let stored = cache.join("configs").join(format!("{}.config", &h.finalize().to_hex()[..20]));
+    if let Ok(text) = std::fs::read_to_string(&stored) {
+        return Ok(text);
+    }
+    // The tree is shared by every series: only one process touches it.
+    let _lock = crate::lock::Lock::exclusive(&cache.join("locks/kernel-build.lock"))?;
+    (r.prepare_tree)()?;
+    let scratch = cache.join("build").join(format!("resolve-{}", crate::paths::sanitize(&r.variant.name)));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).infra(|| format!("cannot create {}", scratch.display()))?;
+    let make = |target: &str| -> Result<()> {
+        let mut c = super::build::make_command(cache, r.tree, &scratch, r.arch, r.cc, r.make_args).into_std();
+        c.arg("-s").arg(target);
+        cmd::run(&mut c).map(|_| ()).map_err(|e| {
+            Failure::input(format!(
+                "{}: config `{target}` for {}: {}",
+                r.variant.file.display(),
+                r.arch.name,
+                e.message
+            ))
+        })
+    };
+    let cfg = scratch.join(".config");
+    let mut text = match (&r.variant.config.base, r.base_config) {
+        (ConfigBase::File { .. }, Some(text)) => text.to_string(),
+        (ConfigBase::Target(t), _) => {
+            make(if t == "guest" { "tinyconfig" } else { t })?;
+            std::fs::read_to_string(&cfg).infra(|| format!("cannot read {}", cfg.display()))?
+        }
+        (ConfigBase::File { file }, None) => {
+            return Err(Failure::input(format!(
+                "{}: config base {} not read",
+                r.variant.file.display(),
+                file.display()
+            )))
+        }
+    };
+    for f in r.fragments {
+        text.push('\n');
+        text.push_str(f);
+    }
+    std::fs::write(&cfg, text).infra(|| format!("cannot write {}", cfg.display()))?;
+    make("olddefconfig")?;
+    let resolved = std::fs::read_to_string(&cfg).infra(|| format!("cannot read {}", cfg.display()))?;
+    std::fs::create_dir_all(stored.parent().unwrap()).infra(|| "cannot create the config cache".into())?;
+    std::fs::write(&stored, &resolved).infra(|| format!("cannot write {}", stored.display()))?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(resolved)
+}
+
+const RESOLVE_SCHEMA: &str = "bounce-config-v2";
 
 /// One requested setting and where it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ pub mod run;
 use crate::failure::{Failure, Result};
 use crate::guest::profile::Profile;
 use crate::kernel::arch::Arch;
+use crate::kernel::series::{Series, SeriesSource};
 use crate::kernel::variant::Variant;
 use crate::results::CellKey;
 use crate::workload::Workload;
@@ -18,12 +19,67 @@ use std::path::{Path, PathBuf};
 pub struct MatrixFile {
     pub repetitions: u32,
     pub kernels: Vec<String>,
+    /// Patch series to put on kernels of the matrix: each adds variants
+    /// `KERNEL+SERIES` (and `KERNEL+SERIES@N` per patch) to the kernel axis.
+    #[serde(default)]
+    pub series: Vec<SeriesEntry>,
     pub profiles: Vec<String>,
     pub workloads: Vec<String>,
-    /// Name -> extra kernel command line (empty: the kernel's default pool).
-    pub swiotlb: BTreeMap<String, String>,
+    /// Name -> extra kernel command line (empty: the kernel's default pool),
+    /// optionally only for some workloads or profiles.
+    pub swiotlb: BTreeMap<String, SwiotlbSetting>,
     #[serde(default)]
     pub compare: Vec<Comparison>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesEntry {
+    /// An mbox, a directory of patches or a quilt `series` file, relative
+    /// to the matrix file.
+    pub path: PathBuf,
+    /// The kernels it goes on (default: every kernel of the matrix).
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// Also build every prefix of the series, to tell which patch moved a
+    /// metric.
+    #[serde(default)]
+    pub per_patch: bool,
+}
+
+/// A value of the swiotlb axis: kernel words, or kernel words that apply
+/// only to some workloads or profiles (a pool small enough to force growth
+/// says nothing new about MemTotal).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SwiotlbSetting {
+    Words(String),
+    Restricted {
+        args: String,
+        #[serde(default)]
+        workloads: Vec<String>,
+        #[serde(default)]
+        profiles: Vec<String>,
+    },
+}
+
+impl SwiotlbSetting {
+    pub fn args(&self) -> &str {
+        match self {
+            SwiotlbSetting::Words(w) => w,
+            SwiotlbSetting::Restricted { args, .. } => args,
+        }
+    }
+
+    fn applies(&self, workload: &str, profile: &str) -> bool {
+        match self {
+            SwiotlbSetting::Words(_) => true,
+            SwiotlbSetting::Restricted { workloads, profiles, .. } => {
+                (workloads.is_empty() || workloads.iter().any(|w| w == workload))
+                    && (profiles.is_empty() || profiles.iter().any(|p| p == profile))
+            }
+        }
+    }
 }
 
 /// "Put `base` and `new` side by side along `axis`, all else equal."
@@ -40,10 +96,16 @@ pub struct Comparison {
 pub struct Matrix {
     pub file: PathBuf,
     pub spec: MatrixFile,
+    /// Every value of the kernel axis: the listed variants, then those the
+    /// series derive from them.
+    pub kernels: Vec<String>,
     pub variants: BTreeMap<String, Variant>,
     pub arches: BTreeMap<String, Arch>,
     pub profiles: BTreeMap<String, Profile>,
     pub workloads: BTreeMap<String, Workload>,
+    /// The comparisons to report: the file's, then base vs series (and
+    /// patch by patch) for every series.
+    pub compare: Vec<Comparison>,
 }
 
 /// A cell the matrix cannot run, and why (shown by --dry-run).
@@ -80,32 +142,78 @@ impl Matrix {
             }
         }
         let mut variants = BTreeMap::new();
-        let mut arches = BTreeMap::new();
         for k in &spec.kernels {
             let v = Variant::load(root, k).map_err(|e| at(k, e.message))?;
-            let a = Arch::load(root, &v.arch).map_err(|e| at(k, e.message))?;
-            arches.insert(v.arch.clone(), a);
             variants.insert(k.clone(), v);
         }
+        let mut kernels = spec.kernels.clone();
+        let mut compare = spec.compare.clone();
+        let dir = file.parent().unwrap_or(Path::new("."));
+        for entry in &spec.series {
+            let needle = entry.path.display().to_string();
+            let path = crate::kernel::variant::resolve(dir, &entry.path);
+            let series = Series::load(&SeriesSource::Path(path)).map_err(|e| at(&needle, e.message))?;
+            let on = if entry.on.is_empty() { spec.kernels.clone() } else { entry.on.clone() };
+            for base in &on {
+                let v = variants
+                    .get(base)
+                    .cloned()
+                    .ok_or_else(|| at(base, format!("series {needle}: `on: {base}` is not a kernel of this matrix")))?;
+                let mut prev = base.clone();
+                let steps: Vec<Option<usize>> = if entry.per_patch {
+                    (1..series.patches.len()).map(Some).chain([None]).collect()
+                } else {
+                    vec![None]
+                };
+                for upto in steps {
+                    let d = v.with_series(&series, upto);
+                    if entry.per_patch {
+                        compare.push(Comparison { axis: "kernel".into(), base: prev.clone(), new: d.name.clone() });
+                    }
+                    prev = d.name.clone();
+                    kernels.push(d.name.clone());
+                    variants.insert(d.name.clone(), d);
+                }
+                let full = v.with_series(&series, None).name;
+                let whole = Comparison { axis: "kernel".into(), base: base.clone(), new: full };
+                if !compare.contains(&whole) {
+                    compare.push(whole);
+                }
+            }
+        }
         let mut profiles = BTreeMap::new();
+        let mut arches = BTreeMap::new();
         for p in &spec.profiles {
-            profiles.insert(p.clone(), Profile::load(root, p).map_err(|e| at(p, e.message))?);
+            let prof = Profile::load(root, p).map_err(|e| at(p, e.message))?;
+            if !arches.contains_key(&prof.arch) {
+                arches.insert(prof.arch.clone(), Arch::load(root, &prof.arch).map_err(|e| at(p, e.message))?);
+            }
+            profiles.insert(p.clone(), prof);
         }
         let mut workloads = BTreeMap::new();
         for w in &spec.workloads {
             workloads.insert(w.clone(), Workload::load(root, w).map_err(|e| at(w, e.message))?);
         }
-        for (name, args) in &spec.swiotlb {
+        for (name, setting) in &spec.swiotlb {
+            let args = setting.args();
             if args.split_whitespace().any(|w| !w.starts_with("swiotlb=") && !w.starts_with("iommu=")) {
                 return Err(at(
                     name,
                     format!("swiotlb setting `{name}`: expected only swiotlb=/iommu= words, found `{args}`"),
                 ));
             }
+            if let SwiotlbSetting::Restricted { workloads, profiles, .. } = setting {
+                for w in workloads.iter().filter(|w| !spec.workloads.contains(w)) {
+                    return Err(at(name, format!("swiotlb setting `{name}`: `{w}` is not a workload of this matrix")));
+                }
+                for p in profiles.iter().filter(|p| !spec.profiles.contains(p)) {
+                    return Err(at(name, format!("swiotlb setting `{name}`: `{p}` is not a profile of this matrix")));
+                }
+            }
         }
-        for c in &spec.compare {
+        for c in &compare {
             let values: Vec<&String> = match c.axis.as_str() {
-                "kernel" => spec.kernels.iter().collect(),
+                "kernel" => kernels.iter().collect(),
                 "profile" => spec.profiles.iter().collect(),
                 "workload" => spec.workloads.iter().collect(),
                 "swiotlb" => spec.swiotlb.keys().collect(),
@@ -122,7 +230,7 @@ impl Matrix {
                 }
             }
         }
-        Ok(Matrix { file: file.to_path_buf(), spec, variants, arches, profiles, workloads })
+        Ok(Matrix { file: file.to_path_buf(), spec, kernels, variants, arches, profiles, workloads, compare })
     }
 
     /// Every runnable cell, ordered so that cells differing only in kernel
@@ -133,8 +241,11 @@ impl Matrix {
         let mut skipped = Vec::new();
         for p in &self.spec.profiles {
             for w in &self.spec.workloads {
-                for s in self.spec.swiotlb.keys() {
-                    for k in &self.spec.kernels {
+                for (s, setting) in &self.spec.swiotlb {
+                    if !setting.applies(w, p) {
+                        continue;
+                    }
+                    for k in &self.kernels {
                         let key =
                             CellKey { kernel: k.clone(), profile: p.clone(), workload: w.clone(), swiotlb: s.clone() };
                         match self.why_not(&key) {
@@ -152,16 +263,35 @@ impl Matrix {
         let v = &self.variants[&key.kernel];
         let p = &self.profiles[&key.profile];
         let w = &self.workloads[&key.workload];
-        if v.arch != p.arch {
-            return Some(format!("kernel is {}, profile is {}", v.arch, p.arch));
+        if !v.supports(&p.arch) {
+            return Some(format!(
+                "kernel {} is not built for {} (its arches: {})",
+                v.name,
+                p.arch,
+                v.arches.join(", ")
+            ));
         }
-        let devices: Vec<&str> = p.devices.iter().map(|d| d.split(',').next().unwrap_or("")).collect();
-        for need in &w.needs_devices {
-            if !devices.contains(&need.as_str()) {
-                return Some(format!("profile has no `{need}` device"));
+        if let Some(why) = p.unavailable() {
+            return Some(why);
+        }
+        for need in &w.needs {
+            if !p.has(need) {
+                return Some(format!("profile has no `{need}`"));
             }
         }
         None
+    }
+
+    /// The (variant, arch) builds the runnable cells need, in first-use order.
+    pub fn builds(&self, cells: &[CellKey]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for c in cells {
+            let b = (c.kernel.clone(), self.profiles[&c.profile].arch.clone());
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+        out
     }
 
     /// Run order: repetition-major, so a drifting host spreads over every
@@ -175,12 +305,15 @@ impl Matrix {
 mod tests {
     use super::*;
 
-    fn load_text(text: &str) -> Result<Matrix> {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("matrix.yaml");
+    fn load_in(dir: &Path, text: &str) -> Result<Matrix> {
+        let f = dir.join("matrix.yaml");
         std::fs::write(&f, text).unwrap();
         Matrix::load(&crate::paths::project_root(), &f)
             .map_err(|e| Failure::input(e.message.replace(&f.display().to_string(), "matrix.yaml")))
+    }
+
+    fn load_text(text: &str) -> Result<Matrix> {
+        load_in(tempfile::tempdir().unwrap().path(), text)
     }
 
     const GOOD: &str = "repetitions: 2\nkernels: [6.12-fixed, 6.12-dynamic]\nprofiles: [dma32]\nworkloads: [memory, dmabench]\nswiotlb:\n  default: \"\"\n  1mib: swiotlb=512,1\ncompare:\n  - {axis: kernel, base: 6.12-fixed, new: 6.12-dynamic}\n";
@@ -197,6 +330,20 @@ mod tests {
         let sched = m.schedule(&cells);
         assert_eq!(sched.len(), 16);
         assert_eq!(sched[8], (cells[0].clone(), 1));
+        assert_eq!(
+            m.builds(&cells),
+            [("6.12-fixed".into(), "x86_64".into()), ("6.12-dynamic".into(), "x86_64".into())]
+        );
+    }
+
+    #[test]
+    fn a_restricted_setting_makes_cells_only_where_it_applies() {
+        let m = load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: {args: 'swiotlb=512,1', workloads: [dmabench]}"))
+            .unwrap();
+        let (cells, skipped) = m.expand();
+        assert_eq!(cells.len(), 2 * 2 + 2);
+        assert!(skipped.is_empty());
+        assert!(cells.iter().filter(|c| c.swiotlb == "1mib").all(|c| c.workload == "dmabench"));
     }
 
     #[test]
@@ -204,6 +351,51 @@ mod tests {
         let root = crate::paths::project_root();
         let m = Matrix::load(&root, &root.join("matrix.yaml")).unwrap();
         assert!(!m.expand().0.is_empty());
+    }
+
+    #[test]
+    fn a_variant_meets_only_profiles_of_its_arches() {
+        let m = load_text(
+            &GOOD
+                .replace("kernels: [6.12-fixed, 6.12-dynamic]", "kernels: [6.1, 6.12-dynamic]")
+                .replace("profiles: [dma32]", "profiles: [dma32, arm64]")
+                .replace("6.12-fixed, new", "6.1, new"),
+        )
+        .unwrap();
+        let (cells, skipped) = m.expand();
+        assert!(cells.iter().all(|c| !(c.kernel == "6.1" && c.profile == "arm64")));
+        assert!(cells.iter().any(|c| c.kernel == "6.12-dynamic" && c.profile == "arm64"));
+        assert!(skipped.iter().any(|s| s.key.kernel == "6.1" && s.why.contains("not built for arm64")), "{skipped:?}");
+        assert!(m.builds(&cells).contains(&("6.12-dynamic".into(), "arm64".into())));
+    }
+
+    #[test]
+    fn a_series_adds_kernels_and_comparisons_patch_by_patch() {
+        let dir = tempfile::tempdir().unwrap();
+        let patch = |n: u32| {
+            format!("From {n:040} Mon Sep 17 00:00:00 2001\nFrom: A <a@b>\nSubject: [PATCH {n}/3] p{n}\n\n---\ndiff --git a/f{n} b/f{n}\nnew file mode 100644\n--- /dev/null\n+++ b/f{n}\n@@ -0,0 +1 @@\n+{n}\n-- \n2.39.2\n\n")
+        };
+        std::fs::write(dir.path().join("demo.mbox"), (1..=3).map(patch).collect::<String>()).unwrap();
+        let text =
+            GOOD.replace("profiles:", "series:\n  - {path: demo.mbox, on: [6.12-dynamic], per_patch: true}\nprofiles:");
+        let m = load_in(dir.path(), &text).unwrap();
+        assert_eq!(
+            m.kernels,
+            ["6.12-fixed", "6.12-dynamic", "6.12-dynamic+demo@1", "6.12-dynamic+demo@2", "6.12-dynamic+demo"]
+        );
+        let pairs: Vec<(String, String)> = m.compare.iter().map(|c| (c.base.clone(), c.new.clone())).collect();
+        assert_eq!(
+            pairs[1..],
+            [
+                ("6.12-dynamic".into(), "6.12-dynamic+demo@1".into()),
+                ("6.12-dynamic+demo@1".into(), "6.12-dynamic+demo@2".into()),
+                ("6.12-dynamic+demo@2".into(), "6.12-dynamic+demo".into()),
+                ("6.12-dynamic".into(), "6.12-dynamic+demo".into()),
+            ]
+        );
+        assert_eq!(m.variants["6.12-dynamic+demo@2"].extra.as_ref().unwrap().patches.len(), 2);
+        let e = load_in(dir.path(), &text.replace("on: [6.12-dynamic]", "on: [6.13]")).unwrap_err();
+        assert!(e.message.contains("`on: 6.13` is not a kernel of this matrix"), "{}", e.message);
     }
 
     #[test]
@@ -216,6 +408,9 @@ mod tests {
         assert!(e.message.starts_with("matrix.yaml:1:14: repetitions: invalid type"), "{}", e.message);
         let e = load_text(&GOOD.replace("new: 6.12-dynamic}", "new: 6.6}")).unwrap_err();
         assert!(e.message.contains("`6.6` is not a value of the kernel axis"), "{}", e.message);
+        let e =
+            load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: {args: 'swiotlb=1', workloads: [fio]}")).unwrap_err();
+        assert!(e.message.contains("`fio` is not a workload of this matrix"), "{}", e.message);
         let e = load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: mem=1G")).unwrap_err();
         assert!(e.message.starts_with("matrix.yaml:7: swiotlb setting `1mib`"), "{}", e.message);
         let e = load_text(&GOOD.replace("workloads: [memory, dmabench]", "workload: [memory]")).unwrap_err();

@@ -5,9 +5,9 @@ use super::Matrix;
 use crate::failure::{Failure, FailureClass, Result};
 use crate::guest::machine::{self, State, Timeouts};
 use crate::guest::profile::Profile;
-use crate::guest::qemu::GuestSpec;
+use crate::guest::qemu::{Attach, GuestSpec};
 use crate::host::accel::{self, Accel, AccelChoice, AccelRequest};
-use crate::host::env::{self, RunEnv};
+use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
 use crate::results::{CellKey, CellResult, Metric, RepResult, Sample, Status};
@@ -36,26 +36,41 @@ pub struct Outcome {
 /// makes an oops one too (and so a pvpanic event).
 const BASE_CMDLINE: &str = "panic=-1 oops=panic";
 
-/// Kernels, each with its initramfs, by variant name.
+/// Kernels, each with its initramfs, by (variant, arch).
 pub struct Prepared {
-    pub kernels: BTreeMap<String, (Kernel, PathBuf)>,
+    pub kernels: BTreeMap<(String, String), (Kernel, PathBuf)>,
 }
 
-pub async fn prepare(root: &Path, cache: &Path, m: &Matrix) -> Result<Prepared> {
+impl Prepared {
+    pub fn get(&self, m: &Matrix, key: &CellKey) -> &(Kernel, PathBuf) {
+        &self.kernels[&(key.kernel.clone(), m.profiles[&key.profile].arch.clone())]
+    }
+}
+
+pub async fn prepare(root: &Path, cache: &Path, m: &Matrix, cells: &[CellKey]) -> Result<Prepared> {
     let mut kernels = BTreeMap::new();
     // One after another: never two kernel builds at once on this machine.
-    for name in &m.spec.kernels {
-        let k = kernel::ensure(root, cache, name).await?;
+    for (variant, arch) in m.builds(cells) {
+        let k = kernel::ensure(root, cache, &m.variants[&variant], &arch).await?;
         let initrd = rootfs::ensure(root, cache, &k)?;
-        kernels.insert(name.clone(), (k, initrd));
+        kernels.insert((variant, arch), (k, initrd));
     }
     Ok(Prepared { kernels })
 }
 
-pub fn cmdline(console: &str, profile: &Profile, swiotlb: &str, workload: &Workload) -> String {
-    let mut words = vec![format!("console={console}"), BASE_CMDLINE.to_string()];
+/// The kernel command line of one boot, in order of authority: the
+/// harness's, the profile's, the cell's swiotlb setting (merged with the
+/// profile's sizing and forcing), the variant's own boot options, the
+/// workload's parameters.
+pub fn cmdline(kernel: &Kernel, profile: &Profile, swiotlb: &str, workload: &Workload) -> String {
+    let mut words = vec![
+        format!("console={}", kernel.arch.console),
+        BASE_CMDLINE.to_string(),
+        format!("bounce.results={}", kernel.arch.results_channel.tty),
+    ];
     words.extend(profile.cmdline.iter().cloned());
-    words.extend(swiotlb.split_whitespace().map(str::to_string));
+    words.extend(profile.swiotlb_words(swiotlb));
+    words.extend(kernel.cmdline.iter().cloned());
     words.extend(workload.cmdline());
     words.join(" ")
 }
@@ -75,12 +90,18 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
         description: "KVM probe".into(),
         bounces_because: String::new(),
         arch: kernel.arch.name.clone(),
-        machine: "q35".into(),
+        machine: kernel.arch.probe_machine.clone(),
         cpu: "host".into(),
         memory_mib: 256,
         smp: 1,
         devices: vec![],
+        disk: None,
+        nic: None,
+        gpu: None,
         cmdline: vec![],
+        swiotlb: Default::default(),
+        confidential: None,
+        firmware: None,
         emulated: false,
     };
     let spec = GuestSpec {
@@ -89,7 +110,13 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
         accel: Accel::Kvm,
         kernel: kernel.image(),
         initrd: initrd.to_path_buf(),
-        append: format!("console={} {BASE_CMDLINE} bounce.workload=probe", kernel.arch.console),
+        append: format!(
+            "console={} {BASE_CMDLINE} bounce.results={} bounce.workload=probe",
+            kernel.arch.console, kernel.arch.results_channel.tty
+        ),
+        results_channel: kernel.arch.results_channel.qemu.clone(),
+        attach: Attach::default(),
+        sev: None,
     };
     let dir = cache.join("kvm-probe");
     let t = Timeouts { boot: Duration::from_secs(30), run: Duration::from_secs(30) };
@@ -100,9 +127,34 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
     }
 }
 
-pub async fn choose_accel(request: AccelRequest, cache: &Path, prepared: &Prepared) -> Result<AccelChoice> {
-    let (k, initrd) = prepared.kernels.values().next().ok_or_else(|| Failure::input("no kernels"))?;
-    accel::choose(request, cache, &k.arch.qemu, || probe_kvm(k, initrd, cache)).await
+/// One accelerator per guest architecture: KVM can only run the host's own.
+pub async fn choose_accels(
+    request: AccelRequest,
+    cache: &Path,
+    prepared: &Prepared,
+) -> Result<BTreeMap<String, AccelChoice>> {
+    let mut out = BTreeMap::new();
+    for (k, initrd) in prepared.kernels.values() {
+        if out.contains_key(&k.arch.name) {
+            continue;
+        }
+        let choice = accel_for(request, cache, k, initrd).await?;
+        ui::line(format!("accelerator for {}: {} ({})", k.arch.name, choice.accel.qemu_arg(), choice.reason));
+        out.insert(k.arch.name.clone(), choice);
+    }
+    Ok(out)
+}
+
+/// The accelerator for guests of `kernel`'s architecture.
+pub async fn accel_for(request: AccelRequest, cache: &Path, kernel: &Kernel, initrd: &Path) -> Result<AccelChoice> {
+    let native = kernel.arch.qemu.ends_with(std::env::consts::ARCH);
+    if !native && request != AccelRequest::Kvm {
+        return Ok(AccelChoice {
+            accel: Accel::Tcg,
+            reason: format!("{} guest on a {} host", kernel.arch.name, std::env::consts::ARCH),
+        });
+    }
+    accel::choose(request, cache, &kernel.arch.qemu, || probe_kvm(kernel, initrd, cache)).await
 }
 
 pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
@@ -117,9 +169,8 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             opts.matrix.display()
         )));
     }
-    let prepared = prepare(root, cache, &m).await?;
-    let accel = choose_accel(opts.accel, cache, &prepared).await?;
-    ui::line(format!("accelerator: {} ({})", accel.accel.qemu_arg(), accel.reason));
+    let prepared = prepare(root, cache, &m, &cells).await?;
+    let accels = choose_accels(opts.accel, cache, &prepared).await?;
 
     let rev = env::harness_rev(root);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -135,9 +186,14 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         matrix_file: opts.matrix.display().to_string(),
         host: env::host_info(),
         qemu,
-        accel: accel.clone(),
+        accel: accels.clone(),
         harness_rev: rev,
-        kernels: prepared.kernels.iter().map(|(n, (k, _))| (n.clone(), k.meta.clone())).collect(),
+        kernels: prepared.kernels.iter().map(|((v, a), (k, _))| (format!("{v} ({a})"), k.meta.clone())).collect(),
+        profiles: m
+            .profiles
+            .values()
+            .map(|p| (p.name.clone(), ProfileNote { bounces_because: p.bounces_because.clone(), emulated: p.emulated }))
+            .collect(),
     })?;
     ui::line(format!("results: {}", run.path.display()));
 
@@ -148,7 +204,8 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     tokio::pin!(ctrl_c);
     for (i, (key, rep)) in schedule.iter().enumerate() {
         let label = format!("[{}/{}] {} rep {rep}", i + 1, schedule.len(), key.id());
-        let boot = run_one(&m, &prepared, &accel, &run, key, *rep, &label);
+        let accel = &accels[&m.profiles[&key.profile].arch];
+        let boot = run_one(&m, &prepared, accel, &run, key, *rep, &label);
         let rep_result = tokio::select! {
             r = boot => r?,
             _ = &mut ctrl_c => {
@@ -159,13 +216,13 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             }
         };
         let (rep_result, values) = rep_result;
-        let (k, _) = &prepared.kernels[&key.kernel];
+        let (k, _) = prepared.get(&m, key);
         let w = &m.workloads[&key.workload];
         let cell = results.entry(key.clone()).or_insert_with(|| CellResult {
             key: key.clone(),
             kernel_build: k.meta.key.clone(),
             swiotlb_dynamic: k.swiotlb_dynamic(),
-            swiotlb_cmdline: m.spec.swiotlb[&key.swiotlb].clone(),
+            swiotlb_cmdline: m.spec.swiotlb[&key.swiotlb].args().to_string(),
             accel: accel.clone(),
             emulated: m.profiles[&key.profile].emulated,
             reps: Vec::new(),
@@ -209,18 +266,21 @@ async fn run_one(
     rep: u32,
     label: &str,
 ) -> Result<(RepResult, BTreeMap<String, f64>)> {
-    let (kernel, initrd) = &prepared.kernels[&key.kernel];
+    let (kernel, initrd) = prepared.get(m, key);
     let profile = &m.profiles[&key.profile];
     let workload = &m.workloads[&key.workload];
+    let (dir, rel) = run.guest_dir(&key.id(), rep);
     let spec = GuestSpec {
         qemu: kernel.arch.qemu.clone(),
         profile: profile.clone(),
         accel: accel.accel,
         kernel: kernel.image(),
         initrd: initrd.clone(),
-        append: cmdline(&kernel.arch.console, profile, &m.spec.swiotlb[&key.swiotlb], workload),
+        append: cmdline(kernel, profile, m.spec.swiotlb[&key.swiotlb].args(), workload),
+        results_channel: kernel.arch.results_channel.qemu.clone(),
+        attach: workload.attach(&dir)?,
+        sev: profile.confidential.and_then(|_| crate::host::sev::host().as_ref().ok().copied()),
     };
-    let (dir, rel) = run.guest_dir(&key.id(), rep);
     let spinner = ui::spinner();
     let on_state = |s: State| spinner.set_message(format!("{label}: {s}"));
     let g = machine::run(&spec, &dir, timeouts(accel.accel, workload), &on_state).await?;

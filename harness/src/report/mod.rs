@@ -1,12 +1,17 @@
 //! Comparison tables from the one result model: terminal (UTF-8 boxes) and
 //! GitHub Markdown from the same rows.
 
-use crate::failure::FailureClass;
-use crate::matrix::Comparison;
+use crate::failure::{FailureClass, Result};
+use crate::host::accel::Accel;
+use crate::host::env::RunEnv;
+use crate::kernel::cache::{BuildMeta, Listed};
+use crate::matrix::{Comparison, Matrix};
+use crate::results::store::RunDir;
 use crate::results::{Better, CellResult, Status};
 use crate::stats;
 use comfy_table::{presets, Cell, ContentArrangement, Table};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Below this relative change a difference is called noise even when the
 /// interval excludes zero: TCG guests on a shared host wobble by percents.
@@ -59,7 +64,11 @@ pub fn compare(cells: &[CellResult], c: &Comparison) -> Vec<Row> {
             let p = stats::welch_p(&bv, &nv);
             let verdict = verdict(decl.better, bm, nm, ci, p, bv.len().min(nv.len()));
             rows.push(Row {
-                profile: base.key.profile.clone(),
+                profile: if base.emulated {
+                    format!("{} [emulated]", base.key.profile)
+                } else {
+                    base.key.profile.clone()
+                },
                 workload: base.key.workload.clone(),
                 context: context.clone(),
                 metric: name.split_once('.').map(|(_, m)| m.to_string()).unwrap_or(name.clone()),
@@ -193,10 +202,82 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
     (out, worst)
 }
 
+/// The report of a stored run: its provenance, one table per comparison
+/// of its matrix, and the failed cells.
+pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) -> Result<String> {
+    let env = run.read_env()?;
+    let m = Matrix::load(root, Path::new(&env.matrix_file))?;
+    Ok(full(cells, &m.compare, &header(run, &env), markdown))
+}
+
+fn header(run: &RunDir, env: &RunEnv) -> String {
+    let qemu: Vec<String> = env.qemu.values().cloned().collect();
+    let mut h = format!(
+        "bounce run {} (harness {})\nhost: {}, {} cores; {}\n",
+        run.path.display(),
+        env.harness_rev,
+        env.host.cpu_model,
+        env.host.cores,
+        qemu.join(", "),
+    );
+    for (arch, a) in &env.accel {
+        h.push_str(&format!("accel {arch}: {} ({})\n", a.accel.qemu_arg(), a.reason));
+    }
+    for (name, k) in &env.kernels {
+        let series = k
+            .series
+            .as_ref()
+            .map(|s| format!(" + series {} ({} patches)", s.name, s.subjects.len()))
+            .unwrap_or_default();
+        h.push_str(&format!(
+            "kernel {name}: {} {}{series} key {}\n",
+            k.kernel_version,
+            if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
+            k.key
+        ));
+    }
+    for (name, p) in &env.profiles {
+        h.push_str(&format!("profile {name}{}: {}\n", if p.emulated { " [emulated]" } else { "" }, p.bounces_because));
+    }
+    if env.accel.values().any(|a| a.accel == Accel::Tcg) {
+        h.push_str("note: TCG (emulated CPU): latencies are TCG's, compare them only with TCG runs\n");
+    }
+    h
+}
+
+/// `bounce cache ls`.
+pub fn cache_table(entries: &[Listed]) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    t.set_header(vec!["key", "variant", "arch", "version", "swiotlb", "series", "built", "took", "size", "state"]);
+    for e in entries {
+        let m = e.meta.as_ref();
+        let f = |g: &dyn Fn(&BuildMeta) -> String| m.map(g).unwrap_or_else(|| "-".into());
+        t.add_row(vec![
+            e.key.clone(),
+            f(&|m| m.variant.clone()),
+            f(&|m| m.arch.clone()),
+            f(&|m| m.kernel_version.clone()),
+            f(&|m| if m.swiotlb_dynamic { "dynamic".into() } else { "fixed".into() }),
+            f(&|m| m.series.as_ref().map(|s| format!("{} ({})", s.name, s.subjects.len())).unwrap_or("-".into())),
+            f(&|m| m.built_at.clone()),
+            f(&|m| format!("{:.0} s{}", m.duration_s, if m.incremental { " (incr.)" } else { "" })),
+            bytesize::ByteSize(e.bytes).to_string(),
+            (if e.intact { "ok" } else { "DAMAGED (rebuilt on next use)" }).to_string(),
+        ]);
+    }
+    format!("{t}\n{} entries\n", entries.len())
+}
+
 /// The whole report for a run.
 pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, markdown: bool) -> String {
     let mut out = String::new();
-    out.push_str(header);
+    if markdown {
+        // The run's provenance, verbatim: Markdown would join its lines.
+        out.push_str(&format!("```\n{}```\n", header));
+    } else {
+        out.push_str(header);
+    }
     out.push('\n');
     for c in comparisons {
         let rows = compare(cells, c);
@@ -204,7 +285,12 @@ pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, mark
         out.push_str(&render(&title, &rows, markdown));
         out.push('\n');
     }
-    out.push_str(&status(cells).0);
+    let status = status(cells).0;
+    if markdown {
+        out.push_str(&format!("```\n{status}```\n"));
+    } else {
+        out.push_str(&status);
+    }
     out
 }
 

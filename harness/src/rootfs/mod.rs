@@ -1,17 +1,17 @@
 //! The guest's root filesystem: an initramfs assembled in-process (no
 //! cpio/fakeroot on the host), cached by the content of everything in it.
 //!
-//! Contents: Debian's static busybox, `rootfs/overlay/` as is (the /init
-//! that runs workloads and the channel helpers), every `workloads/*.sh`
-//! under /bounce/workloads, and the programs built from the kernel tree
-//! under test (dma_map_benchmark).
+//! Contents: Debian's static busybox for the guest's architecture,
+//! `rootfs/overlay/` as is (the /init that runs workloads and the channel
+//! helpers), every `workloads/*.sh` under /bounce/workloads, and the
+//! programs built from the kernel tree under test (dma_map_benchmark).
+
+pub mod debian;
 
 use crate::failure::{Failure, Result};
 use crate::kernel::Kernel;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-
-const BUSYBOX: &str = "/bin/busybox";
 
 struct Entry {
     path: String,
@@ -51,7 +51,7 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn entries(root: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
+fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
     use std::os::unix::fs::PermissionsExt;
     let mut v = Vec::new();
     for d in [
@@ -74,7 +74,8 @@ fn entries(root: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
     // The kernel opens /dev/console before /init runs (and before devtmpfs
     // is mounted): without the node, init has no stdin/stdout.
     v.push(Entry { path: "dev/console".into(), mode: S_IFCHR | 0o600, data: Vec::new(), rdev: Some((5, 1)) });
-    v.push(file("bin/busybox", 0o755, read(Path::new(BUSYBOX))?));
+    let busybox = debian::unpacked(cache, &kernel.arch.debian_arch, &["busybox-static".to_string()])?;
+    v.push(file("bin/busybox", 0o755, read(&busybox.join("bin/busybox"))?));
     let overlay = root.join("rootfs/overlay");
     for rel in walk(&overlay)? {
         let p = overlay.join(&rel);
@@ -91,7 +92,7 @@ fn entries(root: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
 
 /// Build (or find) the initramfs for `kernel`; returns its path.
 pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
-    let entries = entries(root, kernel)?;
+    let entries = entries(root, cache, kernel)?;
     let mut h = blake3::Hasher::new();
     h.update(b"bounce-initramfs-v1\0");
     for e in &entries {

@@ -5,8 +5,9 @@
 pub mod checks;
 pub mod parse;
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use crate::guest::channel::Transcript;
+use crate::guest::qemu::Attach;
 use crate::results::{Better, MetricDecl};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -25,10 +26,11 @@ pub struct Workload {
     /// Seconds the guest may take after reaching init, under TCG on a busy
     /// two-core host.
     pub timeout_s: u64,
-    /// Device names (the part of `-device` before the first comma) a
-    /// profile must have for this workload to run on it.
+    /// What a profile must have for this workload to run on it: a device
+    /// role (`disk`, `nic`, `gpu`) or a device name (the part of `-device`
+    /// before the first comma, e.g. `edu`).
     #[serde(default)]
-    pub needs_devices: Vec<String>,
+    pub needs: Vec<String>,
     /// When true a run in which nothing bounced fails: the cell was meant to
     /// test swiotlb and silently did not.
     #[serde(default)]
@@ -98,6 +100,25 @@ impl Workload {
             out.insert(format!("{}.{k}", self.name), v);
         }
         Ok(out)
+    }
+
+    /// What this workload needs attached to its guest; creates the scratch
+    /// disk in the guest's directory (sparse: only what is written costs).
+    pub fn attach(&self, guest_dir: &Path) -> Result<Attach> {
+        let mut a = Attach { nic: self.needs("nic"), gpu: self.needs("gpu"), ..Attach::default() };
+        if self.needs("disk") {
+            let mib = self.params.get("disk_mib").and_then(|v| v.as_u64()).unwrap_or(64);
+            std::fs::create_dir_all(guest_dir).infra(|| format!("cannot create {}", guest_dir.display()))?;
+            let img = guest_dir.join("scratch.img");
+            let f = std::fs::File::create(&img).infra(|| format!("cannot create {}", img.display()))?;
+            f.set_len(mib << 20).infra(|| format!("cannot size {}", img.display()))?;
+            a.disk = Some(img);
+        }
+        Ok(a)
+    }
+
+    fn needs(&self, what: &str) -> bool {
+        self.needs.iter().any(|n| n == what)
     }
 
     /// Declarations keyed like `metrics()` values.

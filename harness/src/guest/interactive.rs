@@ -1,0 +1,71 @@
+//! `bounce boot`: one guest of the matrix with a shell on this terminal,
+//! the way virtme-ng users debug a kernel. The guest boots exactly as a
+//! cell would (same kernel, initramfs, profile, swiotlb words), runs no
+//! workload, reports its boot sections to `results.txt`, and hands the
+//! console to a shell; leaving the shell powers it off.
+
+use super::profile::Profile;
+use super::qemu::{Attach, GuestSpec};
+use crate::failure::{Classify, Failure, Result};
+use crate::host::accel::AccelRequest;
+use crate::kernel::variant::Variant;
+use std::path::Path;
+
+pub async fn boot(
+    root: &Path,
+    cache: &Path,
+    variant: &str,
+    profile: &str,
+    swiotlb: &str,
+    request: AccelRequest,
+) -> Result<i32> {
+    let v = Variant::load(root, variant)?;
+    let p = Profile::load(root, profile)?;
+    if let Some(why) = p.unavailable() {
+        return Err(Failure::input(format!("profile {profile}: {why}")));
+    }
+    // A name from the default matrix, or the words themselves.
+    let matrix = crate::matrix::Matrix::load(root, &root.join("matrix.yaml")).ok();
+    let words = matrix
+        .and_then(|m| m.spec.swiotlb.get(swiotlb).map(|s| s.args().to_string()))
+        .unwrap_or_else(|| swiotlb.to_string());
+    let k = crate::kernel::ensure(root, cache, &v, &p.arch).await?;
+    let initrd = crate::rootfs::ensure(root, cache, &k)?;
+    let choice = crate::matrix::run::accel_for(request, cache, &k, &initrd).await?;
+    let mut append = vec![
+        format!("console={}", k.arch.console),
+        "panic=-1".into(),
+        format!("bounce.results={}", k.arch.results_channel.tty),
+        "bounce.shell=1".into(),
+    ];
+    append.extend(p.cmdline.iter().cloned());
+    append.extend(p.swiotlb_words(&words));
+    append.extend(k.cmdline.iter().cloned());
+    let dir = std::env::temp_dir().join(format!("bounce-boot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
+    let spec = GuestSpec {
+        qemu: k.arch.qemu.clone(),
+        profile: p.clone(),
+        accel: choice.accel,
+        kernel: k.image(),
+        initrd,
+        append: append.join(" "),
+        results_channel: k.arch.results_channel.qemu.clone(),
+        attach: Attach::default(),
+        sev: p.confidential.and_then(|_| crate::host::sev::host().as_ref().ok().copied()),
+    };
+    let results = dir.join("results.txt");
+    eprintln!(
+        "bounce: booting {variant} on {profile} ({}; {}); exit the shell to power off, Ctrl-A x kills QEMU; results in {}",
+        choice.accel.qemu_arg(),
+        append.join(" "),
+        results.display()
+    );
+    let status = tokio::process::Command::new(&spec.qemu)
+        .args(spec.terminal_args(&results.display().to_string()))
+        .kill_on_drop(true)
+        .status()
+        .await
+        .infra(|| format!("cannot start {}", spec.qemu))?;
+    Ok(status.code().unwrap_or(1))
+}

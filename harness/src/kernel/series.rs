@@ -1,0 +1,613 @@
+//! Patch series, as reviewers receive them: an mbox saved from the list (or
+//! fetched with b4), a directory of `git format-patch` files, or a quilt
+//! `series` file. Split and read with git's own mail tools, applied in
+//! order with `git apply` (git-am semantics without needing a repository),
+//! and undone exactly, so one source tree serves every series and the
+//! build directory stays warm: only what a patch touches is rebuilt.
+
+use crate::failure::{Failure, FailureClass, Result};
+use crate::host::cmd;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One patch of a series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    /// Where it came from: the file, or `mbox#N` for the Nth message.
+    pub origin: String,
+    pub subject: String,
+    /// The whole message as it will be applied (git apply skips the mail
+    /// part and reads the diff).
+    pub text: String,
+    /// `-pN`: 1 for git, quilt series may say otherwise.
+    pub strip: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    /// A short name for variant names and reports (the file's stem).
+    pub name: String,
+    /// The file or directory it was read from.
+    pub origin: PathBuf,
+    pub patches: Vec<Patch>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SeriesSource {
+    Path(PathBuf),
+}
+
+impl Series {
+    pub fn load(src: &SeriesSource) -> Result<Series> {
+        let SeriesSource::Path(path) = src;
+        let input = |m: String| Failure::input(format!("{}: {m}", path.display()));
+        let meta = std::fs::metadata(path).map_err(|e| input(format!("cannot read the series: {e}")))?;
+        let mut patches = Vec::new();
+        if meta.is_dir() {
+            let series_file = path.join("series");
+            if series_file.is_file() {
+                patches = quilt(&series_file)?;
+            } else {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(|e| input(e.to_string()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "patch" || x == "diff" || x == "eml"))
+                    .collect();
+                files.sort();
+                for f in files {
+                    patches.extend(messages(&f)?);
+                }
+            }
+        } else if path.file_name().is_some_and(|n| n == "series") {
+            patches = quilt(path)?;
+        } else {
+            patches = messages(path)?;
+        }
+        if patches.is_empty() {
+            return Err(input("no patches found (expected an mbox, patch files, or a quilt `series` file)".into()));
+        }
+        let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("series");
+        let stem = if stem == "series" {
+            path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or(stem)
+        } else {
+            stem
+        };
+        let stem = stem.trim_end_matches(".mbox").trim_end_matches(".mbx").trim_end_matches(".patch");
+        Ok(Series { name: crate::paths::sanitize(stem), origin: path.clone(), patches })
+    }
+
+    /// The first `n` patches: what the tree looks like after patch `n`.
+    pub fn prefix(&self, n: usize) -> Series {
+        let mut s = self.clone();
+        s.patches.truncate(n);
+        s
+    }
+
+    /// Content hash of what gets applied, in order; part of the build key.
+    pub fn hash(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        for p in &self.patches {
+            h.update(diff_part(&p.text).as_bytes());
+            h.update(&p.strip.to_le_bytes());
+            h.update(b"\0");
+        }
+        h.finalize().to_hex()[..20].to_string()
+    }
+
+    pub fn describe(&self) -> String {
+        let subjects: Vec<String> = self.patches.iter().map(|p| format!("`{}`", p.subject)).collect();
+        format!("{} ({} patches: {})", self.origin.display(), self.patches.len(), subjects.join(", "))
+    }
+}
+
+/// From the first `diff --git`/`---` header on: what changes the tree. A
+/// reworded commit message does not make a new kernel.
+fn diff_part(text: &str) -> &str {
+    let at = text.find("\ndiff --git ").or_else(|| text.find("\n--- ")).map(|i| i + 1).unwrap_or(0);
+    &text[at..]
+}
+
+/// The messages of an mbox (or a single patch file), in order. Messages
+/// without a diff are skipped when they are cover letters (`0/N`), and an
+/// error otherwise: a series that silently loses a patch builds the wrong
+/// kernel.
+fn messages(file: &Path) -> Result<Vec<Patch>> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Failure::input(format!("{}: cannot read: {e}", file.display())))?;
+    let tmp = tempdir()?;
+    let out = cmd::stdout(Command::new("git").arg("mailsplit").arg(format!("-o{}", tmp.display())).arg(file))?;
+    let count: usize = out.trim().parse().unwrap_or(0);
+    let mut chunks = Vec::new();
+    if count == 0 || !text.starts_with("From ") {
+        // A bare diff, or a single format-patch message: one patch.
+        chunks.push(text.clone());
+    } else {
+        for i in 1..=count {
+            let p = tmp.join(format!("{i:04}"));
+            chunks.push(std::fs::read_to_string(&p).map_err(|e| Failure::infra(format!("{}: {e}", p.display())))?);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let many = chunks.len() > 1;
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let origin = if many { format!("{}#{}", file.display(), i + 1) } else { file.display().to_string() };
+        let subject = subject(&chunk)
+            .unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        if !has_diff(&chunk) {
+            if is_cover(raw_subject(&chunk)) {
+                continue;
+            }
+            return Err(Failure::input(format!("{origin}: `{subject}` contains no diff")));
+        }
+        out.push(Patch { origin, subject, text: chunk, strip: 1 });
+    }
+    Ok(out)
+}
+
+fn has_diff(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with("@@ -"))
+}
+
+/// The Subject header as sent, `[PATCH v2 0/7]` prefix and all.
+fn raw_subject(message: &str) -> &str {
+    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix("Subject: ")).unwrap_or("")
+}
+
+fn is_cover(subject: &str) -> bool {
+    let s = subject.split(']').next().unwrap_or("");
+    s.contains(" 0/") || s.contains("[0/") || s.contains(" 00/")
+}
+
+/// The subject as `git am` would commit it: `git mailinfo` drops the
+/// `[PATCH v2 3/7]` prefix and unfolds the header.
+fn subject(message: &str) -> Option<String> {
+    let tmp = tempdir().ok()?;
+    let mut child = Command::new("git")
+        .arg("mailinfo")
+        .arg(tmp.join("msg"))
+        .arg(tmp.join("patch"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take()?;
+        let _ = stdin.write_all(message.as_bytes());
+    }
+    let out = child.wait_with_output().ok()?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A quilt `series` file: one patch file per line, `#` comments, an
+/// optional `-pN` after the name.
+fn quilt(series: &Path) -> Result<Vec<Patch>> {
+    let dir = series.parent().unwrap_or(Path::new("."));
+    let text = std::fs::read_to_string(series)
+        .map_err(|e| Failure::input(format!("{}: cannot read: {e}", series.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap();
+        let mut strip = 1;
+        for w in words {
+            strip = w.strip_prefix("-p").and_then(|n| n.parse().ok()).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}:{}: unknown option `{w}` (quilt series take only -pN)",
+                    series.display(),
+                    i + 1
+                ))
+            })?;
+        }
+        let file = dir.join(name);
+        if !file.is_file() {
+            return Err(Failure::input(format!("{}:{}: no patch file {}", series.display(), i + 1, file.display())));
+        }
+        for mut p in messages(&file)? {
+            p.strip = strip;
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn tempdir() -> Result<PathBuf> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("bounce-series-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).map_err(|e| Failure::infra(format!("cannot create {}: {e}", d.display())))?;
+    Ok(d)
+}
+
+/// Fetch a series from lore with b4 into `dir`; returns the mbox.
+pub fn fetch_b4(message_id: &str, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    let name = crate::paths::sanitize(message_id.trim_matches(['<', '>']));
+    let out =
+        Command::new("b4").arg("am").arg("-o").arg(dir).arg("-n").arg(&name).arg(message_id).output().map_err(|e| {
+            Failure::infra(format!("cannot run b4 ({e}): install it (`pip install b4` or apt-get install b4)"))
+        })?;
+    let mbox = dir.join(format!("{name}.mbx"));
+    if !out.status.success() || !mbox.exists() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        return Err(Failure::infra(format!(
+            "b4 could not fetch {message_id} ({last}); without a network to lore.kernel.org, save the series from your mail client as an mbox and pass --series PATH"
+        )));
+    }
+    Ok(mbox)
+}
+
+/// What is applied to a source tree, and how to take it off again:
+/// kept beside the tree, written before every change.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Applied {
+    /// The hash of the applied series; None while applying (or pristine
+    /// with nothing backed up).
+    series: Option<String>,
+    /// Tree-relative paths touched so far, and whether they existed.
+    touched: Vec<(String, bool)>,
+}
+
+/// A source tree that patches go on and come off: the tree itself, a
+/// directory of original copies of every file a patch touched, and the
+/// record of what is applied.
+pub struct PatchableTree {
+    pub path: PathBuf,
+    backup: PathBuf,
+    state: PathBuf,
+}
+
+impl PatchableTree {
+    pub fn new(path: &Path) -> PatchableTree {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let parent = path.parent().unwrap_or(Path::new("."));
+        PatchableTree {
+            path: path.to_path_buf(),
+            backup: parent.join(format!("{name}.backup")),
+            state: parent.join(format!("{name}.applied.json")),
+        }
+    }
+
+    fn read_state(&self) -> Applied {
+        std::fs::read_to_string(&self.state).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
+    }
+
+    fn write_state(&self, a: &Applied) -> Result<()> {
+        let tmp = self.state.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string(a).unwrap())
+            .and_then(|_| std::fs::rename(&tmp, &self.state))
+            .map_err(|e| Failure::infra(format!("cannot write {}: {e}", self.state.display())))
+    }
+
+    /// A file as the pristine tree has it, whatever series is on it now.
+    pub fn pristine(&self, rel: &str) -> Result<String> {
+        let state = self.read_state();
+        let path = match state.touched.iter().find(|(t, _)| t == rel) {
+            Some((_, true)) => self.backup.join("files").join(rel),
+            Some((_, false)) => return Err(Failure::input(format!("{rel} is not in the pristine tree"))),
+            None => self.path.join(rel),
+        };
+        std::fs::read_to_string(&path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// The hash of the series on the tree now (None: pristine).
+    pub fn applied(&self) -> Option<String> {
+        self.read_state().series
+    }
+
+    /// Put the tree in the state "pristine + `series`". The caller holds
+    /// the build lock: nothing else reads the tree meanwhile.
+    pub fn checkout(&self, series: Option<&Series>) -> Result<()> {
+        let want = series.filter(|s| !s.patches.is_empty());
+        let state = self.read_state();
+        let want_hash = want.map(|s| s.hash());
+        if state.series == want_hash && (want_hash.is_some() || state.touched.is_empty()) {
+            return Ok(());
+        }
+        self.restore(state)?;
+        let Some(series) = want else { return Ok(()) };
+        let mut state = Applied::default();
+        for (i, p) in series.patches.iter().enumerate() {
+            let file = self.backup.join(format!("patch-{i}"));
+            std::fs::write(&file, &p.text)
+                .map_err(|e| Failure::infra(format!("cannot write {}: {e}", file.display())))?;
+            if let Err(e) = self.check(series, i, &file) {
+                self.restore(state)?;
+                return Err(e);
+            }
+            for rel in self.touched_by(&file, p.strip)? {
+                if state.touched.iter().any(|(t, _)| *t == rel) {
+                    continue;
+                }
+                let src = self.path.join(&rel);
+                let existed = src.exists();
+                if existed {
+                    let dst = self.backup.join("files").join(&rel);
+                    std::fs::create_dir_all(dst.parent().unwrap()).map_err(|e| Failure::infra(e.to_string()))?;
+                    std::fs::copy(&src, &dst)
+                        .map_err(|e| Failure::infra(format!("cannot back up {}: {e}", src.display())))?;
+                }
+                state.touched.push((rel, existed));
+            }
+            self.write_state(&state)?;
+            self.git_apply(&file, p.strip, &[])
+                .map_err(|e| Failure::infra(format!("{}: `git apply` failed after its check passed: {e}", p.origin)))?;
+        }
+        state.series = want_hash;
+        self.write_state(&state)
+    }
+
+    /// Back to pristine: every touched file restored from its copy (with a
+    /// new mtime, so make rebuilds what depends on it), created ones removed.
+    fn restore(&self, state: Applied) -> Result<()> {
+        for (rel, existed) in &state.touched {
+            let dst = self.path.join(rel);
+            if *existed {
+                let src = self.backup.join("files").join(rel);
+                if let Some(d) = dst.parent() {
+                    std::fs::create_dir_all(d).map_err(|e| Failure::infra(e.to_string()))?;
+                }
+                std::fs::copy(&src, &dst).map_err(|e| {
+                    Failure::infra(format!(
+                        "cannot restore {} from {} ({e}): the tree is damaged; delete {} and it is unpacked again",
+                        dst.display(),
+                        src.display(),
+                        self.path.display()
+                    ))
+                })?;
+            } else {
+                let _ = std::fs::remove_file(&dst);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.backup);
+        std::fs::create_dir_all(&self.backup)
+            .map_err(|e| Failure::infra(format!("cannot create {}: {e}", self.backup.display())))?;
+        self.write_state(&Applied::default())
+    }
+
+    fn git(&self) -> Command {
+        let mut c = Command::new("git");
+        // Never let git find a repository above the tree (a cache inside a
+        // checkout): apply must work on these files, relative to the tree.
+        c.current_dir(&self.path).env("GIT_CEILING_DIRECTORIES", self.path.parent().unwrap_or(Path::new("/")));
+        c
+    }
+
+    fn git_apply(&self, patch: &Path, strip: u32, extra: &[&str]) -> std::result::Result<String, String> {
+        let out = self
+            .git()
+            .arg("apply")
+            .arg(format!("-p{strip}"))
+            .args(extra)
+            .arg(patch)
+            .output()
+            .map_err(|e| format!("cannot run git apply: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Paths a patch touches (both names of a rename).
+    fn touched_by(&self, patch: &Path, strip: u32) -> Result<Vec<String>> {
+        let out = self.git_apply(patch, strip, &["--numstat", "-z"]).map_err(Failure::infra)?;
+        let mut paths = Vec::new();
+        let mut fields = out.split('\0').peekable();
+        while let Some(f) = fields.next() {
+            if f.is_empty() {
+                continue;
+            }
+            // "ADDED\tDELETED\tPATH", or "ADDED\tDELETED\t" then OLD, NEW.
+            let mut parts = f.splitn(3, '\t');
+            let (_, _, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+            if path.is_empty() {
+                paths.extend(fields.next().map(str::to_string));
+                paths.extend(fields.next().map(str::to_string));
+            } else {
+                paths.push(path.to_string());
+            }
+        }
+        Ok(paths)
+    }
+
+    /// Would patch `i` apply? If not, say which patch, which file and which
+    /// hunk, as a reviewer needs to rebase it.
+    fn check(&self, series: &Series, i: usize, file: &Path) -> Result<()> {
+        let p = &series.patches[i];
+        let Err(stderr) = self.git_apply(file, p.strip, &["--check", "-v"]) else {
+            return Ok(());
+        };
+        let which = format!(
+            "{}: patch {}/{} `{}` ({}) does not apply",
+            series.origin.display(),
+            i + 1,
+            series.patches.len(),
+            p.subject,
+            p.origin
+        );
+        Err(Failure::new(FailureClass::Input, format!("{which}: {}", rejection(&stderr, &p.text, p.strip))))
+    }
+}
+
+/// The first rejected hunk, from `git apply --check -v` and the patch.
+pub fn rejection(stderr: &str, patch: &str, strip: u32) -> String {
+    let failed = stderr.lines().find_map(|l| l.strip_prefix("error: patch failed: "));
+    if let Some((file, line)) = failed.and_then(|f| f.rsplit_once(':')) {
+        if let Some(h) = hunk(patch, file, line, strip) {
+            return format!("{file}:{line}: first rejected hunk `{h}`");
+        }
+        return format!("{file}:{line}: hunk does not match");
+    }
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .map(|l| l.trim_start_matches("error: ").to_string())
+        .unwrap_or_else(|| stderr.trim().to_string())
+}
+
+/// The header of the hunk of `file` in `patch` whose old range starts at `line`.
+fn hunk(patch: &str, file: &str, line: &str, strip: u32) -> Option<String> {
+    let mut in_file = false;
+    for l in patch.lines() {
+        if let Some(p) = l.strip_prefix("--- ") {
+            let p = p.split('\t').next().unwrap_or(p);
+            let stripped: String = p.splitn(strip as usize + 1, '/').last().unwrap_or(p).to_string();
+            in_file = stripped == file;
+        } else if in_file && l.starts_with("@@ -") {
+            let start = l[4..].split([',', ' ']).next().unwrap_or("");
+            if start == line {
+                return Some(l.to_string());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH1: &str = "From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001
+From: A Dev <a@example.org>
+Date: Mon, 1 Jan 2024 00:00:00 +0000
+Subject: [PATCH 1/2] demo: add a line
+
+Why it matters.
+
+---
+ a.txt | 1 +
+ 1 file changed, 1 insertion(+)
+
+diff --git a/a.txt b/a.txt
+--- a/a.txt
++++ b/a.txt
+@@ -1,2 +1,3 @@
+ one
++one and a half
+ two
+-- 
+2.39.2
+
+";
+    const PATCH2: &str = "From 2222222222222222222222222222222222222222 Mon Sep 17 00:00:00 2001
+From: A Dev <a@example.org>
+Date: Mon, 1 Jan 2024 00:00:00 +0000
+Subject: [PATCH 2/2] demo: add a file
+
+---
+diff --git a/b.txt b/b.txt
+new file mode 100644
+--- /dev/null
++++ b/b.txt
+@@ -0,0 +1 @@
++new
+-- 
+2.39.2
+
+";
+
+    fn tree() -> (tempfile::TempDir, PatchableTree) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("linux");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("a.txt"), "one\ntwo\n").unwrap();
+        (dir, PatchableTree::new(&t))
+    }
+
+    #[test]
+    fn an_mbox_splits_into_subjects_and_applies_then_comes_off() {
+        let (dir, t) = tree();
+        let mbox = dir.path().join("demo.mbox");
+        std::fs::write(&mbox, format!("{PATCH1}{PATCH2}")).unwrap();
+        let s = Series::load(&SeriesSource::Path(mbox)).unwrap();
+        assert_eq!(s.name, "demo");
+        let subjects: Vec<&str> = s.patches.iter().map(|p| p.subject.as_str()).collect();
+        assert_eq!(subjects, ["demo: add a line", "demo: add a file"]);
+        t.checkout(Some(&s)).unwrap();
+        assert_eq!(std::fs::read_to_string(t.path.join("a.txt")).unwrap(), "one\none and a half\ntwo\n");
+        assert_eq!(std::fs::read_to_string(t.path.join("b.txt")).unwrap(), "new\n");
+        assert_eq!(t.applied(), Some(s.hash()));
+        // A prefix: the second patch comes off, the first stays.
+        t.checkout(Some(&s.prefix(1))).unwrap();
+        assert!(!t.path.join("b.txt").exists());
+        assert!(std::fs::read_to_string(t.path.join("a.txt")).unwrap().contains("half"));
+        t.checkout(None).unwrap();
+        assert_eq!(std::fs::read_to_string(t.path.join("a.txt")).unwrap(), "one\ntwo\n");
+        assert_eq!(t.applied(), None);
+    }
+
+    #[test]
+    fn a_directory_and_a_quilt_series_give_the_same_patches() {
+        let (dir, _) = tree();
+        let d = dir.path().join("series-dir");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("0001-demo-add-a-line.patch"), PATCH1).unwrap();
+        std::fs::write(d.join("0002-demo-add-a-file.patch"), PATCH2).unwrap();
+        let from_dir = Series::load(&SeriesSource::Path(d.clone())).unwrap();
+        std::fs::write(d.join("series"), "# quilt\n0001-demo-add-a-line.patch\n0002-demo-add-a-file.patch -p1\n")
+            .unwrap();
+        let from_quilt = Series::load(&SeriesSource::Path(d.join("series"))).unwrap();
+        assert_eq!(from_dir.hash(), from_quilt.hash());
+        assert_eq!(from_dir.patches.len(), 2);
+        assert_eq!(from_dir.name, "series-dir");
+    }
+
+    #[test]
+    fn a_patch_that_does_not_apply_names_patch_subject_and_hunk() {
+        let (dir, t) = tree();
+        std::fs::write(t.path.join("a.txt"), "uno\ndos\n").unwrap();
+        let mbox = dir.path().join("demo.mbox");
+        std::fs::write(&mbox, format!("{PATCH1}{PATCH2}")).unwrap();
+        let s = Series::load(&SeriesSource::Path(mbox.clone())).unwrap();
+        let e = t.checkout(Some(&s)).unwrap_err();
+        assert_eq!(e.class, FailureClass::Input);
+        assert!(
+            e.message.starts_with(&format!("{}: patch 1/2 `demo: add a line` ({}#1) does not apply: a.txt:1: first rejected hunk `@@ -1,2 +1,3 @@`", mbox.display(), mbox.display())),
+            "{}",
+            e.message
+        );
+        // Nothing half-applied is left behind.
+        assert_eq!(t.applied(), None);
+        assert!(!t.path.join("b.txt").exists());
+    }
+
+    #[test]
+    fn cover_letters_are_skipped_and_empty_patches_refused() {
+        let (dir, _) = tree();
+        let cover = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\nFrom: A <a@b>\nSubject: [PATCH 0/2] demo series\n\nCover text.\n\n";
+        let mbox = dir.path().join("with-cover.mbox");
+        std::fs::write(&mbox, format!("{cover}{PATCH1}")).unwrap();
+        assert_eq!(Series::load(&SeriesSource::Path(mbox.clone())).unwrap().patches.len(), 1);
+        std::fs::write(&mbox, cover.replace("0/2", "1/2")).unwrap();
+        let e = Series::load(&SeriesSource::Path(mbox)).unwrap_err();
+        assert!(e.message.contains("contains no diff"), "{}", e.message);
+    }
+
+    #[test]
+    fn reworded_messages_keep_the_hash() {
+        let (dir, _) = tree();
+        let a = dir.path().join("a.patch");
+        std::fs::write(&a, PATCH1).unwrap();
+        let b = dir.path().join("b.patch");
+        std::fs::write(&b, PATCH1.replace("Why it matters.", "Reworded.")).unwrap();
+        let h = |p: &Path| Series::load(&SeriesSource::Path(p.to_path_buf())).unwrap().hash();
+        assert_eq!(h(&a), h(&b));
+        std::fs::write(&b, PATCH1.replace("one and a half", "one and a third")).unwrap();
+        assert_ne!(h(&a), h(&b));
+    }
+}
