@@ -1,6 +1,27 @@
-# memory: what the swiotlb pool costs the system. /init already reports
-# /proc/meminfo and the swiotlb counters at boot and at the end; nothing
-# more to run.
+# memory: /init already reports /proc/meminfo and the swiotlb counters at
+# boot and at the end; this adds the OOM headroom.
 workload_main() {
-	return 0
+	[ "${BOUNCE_OOM_PROBE:-1}" = 1 ] || return 0
+	section oom oom_headroom
+}
+
+# Bisect on the size bounce-eat can take and touch: it either exits 0 or
+# is killed by the OOM killer (no swap here).
+oom_headroom() {
+	lo=0
+	hi=$(awk '/^MemTotal:/ {print int($2 / 1024) + 1}' /proc/meminfo)
+	step=${BOUNCE_OOM_STEP_MIB:-4}
+	while [ $((hi - lo)) -gt "$step" ]; do
+		mid=$(((lo + hi) / 2))
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		if bounce-eat "$mid" 2>/dev/null; then
+			echo "try $mid ok"
+			lo=$mid
+		else
+			echo "try $mid killed"
+			hi=$mid
+		fi
+	done
+	echo "headroom_mib $lo"
 }

@@ -8,6 +8,7 @@
 //! @@bounce begin NAME
 //! ...raw lines...
 //! @@bounce end NAME rc=N
+//! @@bounce request KIND ARG      (the guest waits for "ack ARG ..." on the same UART)
 //! @@bounce done rc=N
 //! ```
 
@@ -26,6 +27,9 @@ pub enum Signal {
     Ready(String),
     Begin(String),
     End(String, i32),
+    /// The guest asks the harness to do something (a QMP screendump) and
+    /// waits for the answer on the UART.
+    Request(String, String),
     Done(i32),
     Line(String),
 }
@@ -42,6 +46,7 @@ pub fn classify(line: &str) -> Signal {
         (Some("begin"), Some(name), _) => Signal::Begin(name.to_string()),
         (Some("end"), Some(name), r) => Signal::End(name.to_string(), rc(r).unwrap_or(-1)),
         (Some("done"), r, _) => Signal::Done(rc(r).unwrap_or(-1)),
+        (Some("request"), Some(kind), Some(arg)) => Signal::Request(kind.to_string(), arg.to_string()),
         _ => Signal::Line(line.to_string()),
     }
 }
@@ -72,6 +77,7 @@ impl Transcript {
                 self.open = None;
             }
             Signal::Done(rc) => self.done = Some(*rc),
+            Signal::Request(..) => {}
             Signal::Line(l) => {
                 if let Some(s) = self.open.as_ref().and_then(|n| self.sections.get_mut(n)) {
                     s.lines.push(l.clone());
@@ -101,8 +107,9 @@ mod tests {
     #[test]
     fn frames_sections_with_return_codes() {
         let t = Transcript::parse(
-            "noise\n@@bounce ready memory\n@@bounce begin meminfo\r\nMemTotal: 1 kB\n@@bounce end meminfo rc=0\nstray\n@@bounce begin x\n@@bounce end x rc=3\n@@bounce done rc=0\n",
+            "noise\n@@bounce ready memory\n@@bounce begin meminfo\r\nMemTotal: 1 kB\n@@bounce request screendump final\n@@bounce end meminfo rc=0\nstray\n@@bounce begin x\n@@bounce end x rc=3\n@@bounce done rc=0\n",
         );
+        assert_eq!(classify("@@bounce request screendump final"), Signal::Request("screendump".into(), "final".into()));
         assert_eq!(t.ready.as_deref(), Some("memory"));
         assert_eq!(t.done, Some(0));
         assert_eq!(t.section("meminfo").unwrap().lines, vec!["MemTotal: 1 kB"]);

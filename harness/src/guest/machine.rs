@@ -158,7 +158,9 @@ async fn drive(
 
     let console = tokio::spawn(pump_console(con_host, dir.join("console.log")));
     let (sig_tx, mut signals) = mpsc::unbounded_channel();
-    let results = tokio::spawn(pump_results(res_host, dir.join("channel.log"), sig_tx));
+    // The UART runs both ways: answers to the guest's requests go back on it.
+    let (res_read, mut res_write) = res_host.into_split();
+    let results = tokio::spawn(pump_results(res_read, dir.join("channel.log"), sig_tx));
 
     let stderr_tail = || {
         std::fs::read_to_string(&stderr_path)
@@ -204,6 +206,10 @@ async fn drive(
                     on_state(State::Running);
                 }
                 Some(Signal::Done(_)) => done = true,
+                Some(Signal::Request(kind, arg)) => {
+                    let answer = answer(&qmp, dir, &kind, &arg).await;
+                    let _ = res_write.write_all(format!("ack {arg} {answer}\n").as_bytes()).await;
+                }
                 Some(_) => {}
                 None => signals_open = false,
             },
@@ -305,6 +311,21 @@ async fn drive(
     Ok(())
 }
 
+/// Carry out a guest's request; the answer's first word is `ok` or `error`.
+async fn answer(qmp: &Qmp, dir: &Path, kind: &str, arg: &str) -> String {
+    match kind {
+        "screendump" if arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+            let file = dir.join(format!("{arg}.ppm"));
+            let cmd = qapi::qmp::screendump { filename: file.display().to_string(), device: None, head: None, format: None };
+            match qmp.execute(&cmd, Duration::from_secs(30)).await {
+                Ok(_) => format!("ok {}", file.display()),
+                Err(e) => format!("error {}", e.message),
+            }
+        }
+        _ => format!("error unknown request `{kind} {arg}`"),
+    }
+}
+
 /// Kills the guest's process group when dropped.
 struct Reaper(Option<nix::unistd::Pid>);
 
@@ -337,7 +358,11 @@ async fn pump_console(mut sock: UnixStream, path: PathBuf) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
-async fn pump_results(sock: UnixStream, path: PathBuf, signals: mpsc::UnboundedSender<Signal>) -> Transcript {
+async fn pump_results(
+    sock: tokio::net::unix::OwnedReadHalf,
+    path: PathBuf,
+    signals: mpsc::UnboundedSender<Signal>,
+) -> Transcript {
     let mut t = Transcript::default();
     let mut file = tokio::fs::File::create(&path).await.ok();
     let mut reader = BufReader::new(sock);

@@ -130,6 +130,10 @@ pub fn common() -> Vec<Requirement> {
         Requirement::new(Bin("xz".into()), "xz-utils", "unpacking the kernel source"),
         Requirement::new(Bin("dpkg-deb".into()), "dpkg", "unpacking Debian source packages"),
         Requirement::new(Bin("ccache".into()), "ccache", "fast kernel rebuilds"),
+        Requirement::new(Bin("git".into()), "git", "splitting and applying patch series"),
+        Requirement::new(Bin("mke2fs".into()), "e2fsprogs", "the guest's read-only tools disk"),
+        Requirement::new(Bin("readelf".into()), "binutils", "the tools disk's library closure"),
+        Requirement::new(Bin("iperf3".into()), "iperf3", "the network workload's host-side server"),
     ]
 }
 

@@ -25,6 +25,10 @@ pub struct MatrixFile {
     pub series: Vec<SeriesEntry>,
     pub profiles: Vec<String>,
     pub workloads: Vec<String>,
+    /// Workload parameters to override, by workload (smaller sizes for a
+    /// quick run, longer runs for a publication).
+    #[serde(default)]
+    pub params: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
     /// Name -> extra kernel command line (empty: the kernel's default pool),
     /// optionally only for some workloads or profiles.
     pub swiotlb: BTreeMap<String, SwiotlbSetting>,
@@ -192,7 +196,14 @@ impl Matrix {
         }
         let mut workloads = BTreeMap::new();
         for w in &spec.workloads {
-            workloads.insert(w.clone(), Workload::load(root, w).map_err(|e| at(w, e.message))?);
+            let mut wl = Workload::load(root, w).map_err(|e| at(w, e.message))?;
+            if let Some(over) = spec.params.get(w) {
+                wl = wl.with_params(over).map_err(|e| at("params", e.message))?;
+            }
+            workloads.insert(w.clone(), wl);
+        }
+        for w in spec.params.keys().filter(|w| !spec.workloads.contains(w)) {
+            return Err(at("params", format!("params: `{w}` is not a workload of this matrix")));
         }
         for (name, setting) in &spec.swiotlb {
             let args = setting.args();

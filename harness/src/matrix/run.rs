@@ -11,7 +11,7 @@ use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
 use crate::results::{CellKey, CellResult, Metric, RepResult, Sample, Status};
-use crate::workload::{checks, Workload};
+use crate::workload::{services, GuestOutput, Workload};
 use crate::{report, rootfs, ui};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,9 +36,11 @@ pub struct Outcome {
 /// makes an oops one too (and so a pvpanic event).
 const BASE_CMDLINE: &str = "panic=-1 oops=panic";
 
-/// Kernels, each with its initramfs, by (variant, arch).
+/// Kernels, each with its initramfs, by (variant, arch); the tools disk
+/// by arch, where a workload needs it.
 pub struct Prepared {
     pub kernels: BTreeMap<(String, String), (Kernel, PathBuf)>,
+    pub tools: BTreeMap<String, PathBuf>,
 }
 
 impl Prepared {
@@ -50,12 +52,17 @@ impl Prepared {
 pub async fn prepare(root: &Path, cache: &Path, m: &Matrix, cells: &[CellKey]) -> Result<Prepared> {
     let mut kernels = BTreeMap::new();
     // One after another: never two kernel builds at once on this machine.
+    let mut tools = BTreeMap::new();
     for (variant, arch) in m.builds(cells) {
         let k = kernel::ensure(root, cache, &m.variants[&variant], &arch).await?;
         let initrd = rootfs::ensure(root, cache, &k)?;
+        let needs_tools = cells.iter().any(|c| m.workloads[&c.workload].tools && m.profiles[&c.profile].arch == arch);
+        if needs_tools && !tools.contains_key(&arch) {
+            tools.insert(arch.clone(), rootfs::tools::image(cache, &k.arch)?);
+        }
         kernels.insert((variant, arch), (k, initrd));
     }
-    Ok(Prepared { kernels })
+    Ok(Prepared { kernels, tools })
 }
 
 /// The kernel command line of one boot, in order of authority: the
@@ -228,10 +235,9 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             reps: Vec::new(),
             metrics: BTreeMap::new(),
         });
-        let decls = w.declarations();
         if rep_result.status == Status::Pass {
             for (name, value) in values {
-                let decl = decls[&name].clone();
+                let Some(decl) = w.declaration_for(&name) else { continue };
                 cell.metrics
                     .entry(name)
                     .or_insert_with(|| Metric { decl, samples: Vec::new() })
@@ -270,40 +276,55 @@ async fn run_one(
     let profile = &m.profiles[&key.profile];
     let workload = &m.workloads[&key.workload];
     let (dir, rel) = run.guest_dir(&key.id(), rep);
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    let tools = if workload.tools { prepared.tools.get(&kernel.arch.name).cloned() } else { None };
+    let services = services::start(&workload.services, &dir).await?;
+    let mut append = cmdline(kernel, profile, m.spec.swiotlb[&key.swiotlb].args(), workload);
+    for w in &services.cmdline {
+        append.push(' ');
+        append.push_str(w);
+    }
     let spec = GuestSpec {
         qemu: kernel.arch.qemu.clone(),
         profile: profile.clone(),
         accel: accel.accel,
         kernel: kernel.image(),
         initrd: initrd.clone(),
-        append: cmdline(kernel, profile, m.spec.swiotlb[&key.swiotlb].args(), workload),
+        append,
         results_channel: kernel.arch.results_channel.qemu.clone(),
-        attach: workload.attach(&dir)?,
+        attach: workload.attach(&dir, tools)?,
         sev: profile.confidential.and_then(|_| crate::host::sev::host().as_ref().ok().copied()),
     };
     let spinner = ui::spinner();
     let on_state = |s: State| spinner.set_message(format!("{label}: {s}"));
-    let g = machine::run(&spec, &dir, timeouts(accel.accel, workload), &on_state).await?;
+    let g = machine::run(&spec, &dir, timeouts(accel.accel, workload), &on_state).await;
+    let report = services.stop().await;
+    let g = g?;
     spinner.finish_and_clear();
+    let _ = std::fs::write(dir.join("services.json"), serde_json::to_string_pretty(&report).unwrap_or_default());
+    // The scratch disk held only what fio wrote: not worth keeping.
+    let _ = std::fs::remove_file(dir.join("scratch.img"));
     let mut values = BTreeMap::new();
     let mut findings = Vec::new();
     let failure = match g.failure {
         Some(f) => Some(f),
-        None => match g.transcript.done {
-            Some(rc) if rc != 0 => Some(Failure::new(
-                FailureClass::Workload,
-                format!("workload `{}` exited with rc={rc} (channel: {}/channel.log)", workload.name, dir.display()),
-            )),
-            _ => match workload.metrics(&g.transcript) {
-                Err(f) => Some(f),
-                Ok(v) => {
-                    values = v;
-                    let (f, found) = checks::judge(&g.transcript, workload);
-                    findings = found;
-                    f
-                }
-            },
-        },
+        None => {
+            let out = GuestOutput { transcript: &g.transcript, dir: &dir, services: &report, dynamic: kernel.swiotlb_dynamic() };
+            let ev = workload.evaluate(&out);
+            findings = ev.findings;
+            values = ev.metrics;
+            match g.transcript.done {
+                // A workload that failed says why in its sections; a
+                // correctness finding outranks its exit code.
+                Some(rc) if rc != 0 => ev.failure.filter(|f| f.class == FailureClass::Correctness).or_else(|| {
+                    Some(Failure::new(
+                        FailureClass::Workload,
+                        format!("workload `{}` exited with rc={rc} (channel: {}/channel.log)", workload.name, dir.display()),
+                    ))
+                }),
+                _ => ev.failure,
+            }
+        }
     };
     Ok((
         RepResult {

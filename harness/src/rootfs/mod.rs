@@ -7,6 +7,8 @@
 //! programs built from the kernel tree under test (dma_map_benchmark).
 
 pub mod debian;
+pub mod programs;
+pub mod tools;
 
 use crate::failure::{Failure, Result};
 use crate::kernel::Kernel;
@@ -34,7 +36,7 @@ fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
 
 /// Files under `dir`, relative paths sorted (so the archive, and its key,
 /// do not depend on directory order).
-fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -87,6 +89,9 @@ fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
         v.push(file(&format!("bounce/workloads/{}", rel.display()), 0o644, read(&wl.join(&rel))?));
     }
     v.push(file("usr/bin/dma_map_benchmark", 0o755, read(&kernel.dma_map_benchmark())?));
+    for (name, bin) in programs::build_all(root, cache, &kernel.arch)? {
+        v.push(file(&format!("usr/bin/{name}"), 0o755, read(&bin)?));
+    }
     Ok(v)
 }
 

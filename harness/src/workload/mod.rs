@@ -1,14 +1,21 @@
 //! Workloads: defined once in `workloads/NAME.yaml` (guest program,
-//! parameters, metrics with unit and better-direction, correctness rules),
-//! parsed here from the guest's result channel.
+//! parameters, devices and host services it needs, metrics with unit and
+//! better-direction, expected kernel log lines), judged here from what the
+//! guest reported.
 
 pub mod checks;
+pub mod drm;
+pub mod fio;
+pub mod net;
 pub mod parse;
+pub mod services;
+pub mod stream;
 
-use crate::failure::{Classify, Failure, Result};
+use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::guest::channel::Transcript;
 use crate::guest::qemu::Attach;
 use crate::results::{Better, MetricDecl};
+use checks::Finding;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,16 +38,28 @@ pub struct Workload {
     /// before the first comma, e.g. `edu`).
     #[serde(default)]
     pub needs: Vec<String>,
+    /// Attach the read-only tools disk (Debian's fio and iperf3).
+    #[serde(default)]
+    pub tools: bool,
+    /// Host-side peers the harness runs while the guest does.
+    #[serde(default)]
+    pub services: Vec<services::Service>,
     /// When true a run in which nothing bounced fails: the cell was meant to
     /// test swiotlb and silently did not.
     #[serde(default)]
     pub must_bounce: bool,
-    /// Passed to the guest as `bounce.KEY=VALUE`.
+    /// Record every swiotlb_map() with the swiotlb_bounced tracepoint (the
+    /// bounced-bytes evidence). A latency microbenchmark turns it off: the
+    /// tracepoint would be part of what it measures.
+    #[serde(default = "yes")]
+    pub trace_bounces: bool,
+    /// Passed to the guest as `bounce.KEY=VALUE`; a matrix may override them.
     #[serde(default)]
     pub params: BTreeMap<String, serde_yaml::Value>,
     /// Kernel log lines this workload causes on purpose.
     #[serde(default)]
     pub expected_log: Vec<ExpectedLog>,
+    /// `name` or `family.*` (any one word in place of the star).
     pub metrics: BTreeMap<String, MetricDecl>,
 }
 
@@ -49,6 +68,56 @@ pub struct Workload {
 pub struct ExpectedLog {
     pub pattern: String,
     pub why: String,
+    /// Only on these kernels: `fixed` (CONFIG_SWIOTLB_DYNAMIC=n), `dynamic`,
+    /// or `any`. A full pool is expected of a fixed kernel with a small
+    /// pool; on a dynamic one it is a failure to grow.
+    #[serde(default)]
+    pub on: KernelKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelKind {
+    #[default]
+    Any,
+    Fixed,
+    Dynamic,
+}
+
+impl KernelKind {
+    pub fn matches(self, dynamic: bool) -> bool {
+        match self {
+            KernelKind::Any => true,
+            KernelKind::Fixed => !dynamic,
+            KernelKind::Dynamic => dynamic,
+        }
+    }
+}
+
+/// Everything a finished guest left for judging.
+pub struct GuestOutput<'a> {
+    pub transcript: &'a Transcript,
+    /// The guest's directory (screendumps land here).
+    pub dir: &'a Path,
+    /// What the host-side services saw.
+    pub services: &'a services::Report,
+    /// Whether the kernel under test has CONFIG_SWIOTLB_DYNAMIC=y.
+    pub dynamic: bool,
+}
+
+/// A judged run: its metrics (keyed `workload.metric`), the first failure
+/// and every kernel-log finding.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub metrics: BTreeMap<String, f64>,
+    pub failure: Option<Failure>,
+    pub findings: Vec<Finding>,
+}
+
+/// Metrics every workload reports: the bounce evidence and what the pool
+/// did (workloads/common/metrics.yaml).
+pub fn common_metrics(root: &Path) -> Result<BTreeMap<String, MetricDecl>> {
+    crate::yaml::load(&root.join("workloads/common/metrics.yaml"))
 }
 
 impl Workload {
@@ -63,51 +132,55 @@ impl Workload {
                 w.guest
             )));
         }
+        for (k, d) in common_metrics(root)? {
+            if w.metrics.insert(k.clone(), d).is_some() {
+                return Err(Failure::input(format!(
+                    "{}: metric `{k}` is one every workload reports (workloads/common/metrics.yaml)",
+                    w.file.display()
+                )));
+            }
+        }
+        Ok(w)
+    }
+
+    /// Override parameters (from a matrix); unknown names are a typo.
+    pub fn with_params(&self, over: &BTreeMap<String, serde_yaml::Value>) -> Result<Workload> {
+        let mut w = self.clone();
+        for (k, v) in over {
+            if !w.params.contains_key(k) {
+                return Err(Failure::input(format!(
+                    "workload {}: no parameter `{k}` (it has: {})",
+                    self.name,
+                    self.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            w.params.insert(k.clone(), v.clone());
+        }
         Ok(w)
     }
 
     /// Kernel command line words that carry the workload and its parameters.
     pub fn cmdline(&self) -> Vec<String> {
         let mut v = vec![format!("bounce.workload={}", self.guest.trim_end_matches(".sh"))];
+        if !self.trace_bounces {
+            v.push("bounce.trace=0".into());
+        }
         for (k, val) in &self.params {
-            let s = match val {
-                serde_yaml::Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
-            };
-            v.push(format!("bounce.{k}={s}"));
+            v.push(format!("bounce.{k}={}", param_text(val)));
         }
         v
     }
 
-    /// Metric values from a finished guest, keyed `workload.metric`. A value
-    /// the parser produces that the definition does not declare is a bug in
-    /// the harness, caught here rather than shown without a unit.
-    pub fn metrics(&self, t: &Transcript) -> Result<BTreeMap<String, f64>> {
-        let raw = match self.name.as_str() {
-            "memory" => parse::memory(t)?,
-            "dmabench" => parse::dmabench(t)?,
-            other => return Err(Failure::input(format!("{}: no parser for workload `{other}`", self.file.display()))),
-        };
-        let mut out = BTreeMap::new();
-        for (k, v) in raw {
-            if !self.metrics.contains_key(&k) {
-                return Err(Failure::infra(format!(
-                    "parser for `{}` produced undeclared metric `{k}` (declare it in {})",
-                    self.name,
-                    self.file.display()
-                )));
-            }
-            out.insert(format!("{}.{k}", self.name), v);
-        }
-        Ok(out)
+    pub fn param_u64(&self, name: &str) -> Option<u64> {
+        self.params.get(name).and_then(|v| v.as_u64())
     }
 
     /// What this workload needs attached to its guest; creates the scratch
     /// disk in the guest's directory (sparse: only what is written costs).
-    pub fn attach(&self, guest_dir: &Path) -> Result<Attach> {
-        let mut a = Attach { nic: self.needs("nic"), gpu: self.needs("gpu"), ..Attach::default() };
+    pub fn attach(&self, guest_dir: &Path, tools: Option<PathBuf>) -> Result<Attach> {
+        let mut a = Attach { nic: self.needs("nic"), gpu: self.needs("gpu"), tools, ..Attach::default() };
         if self.needs("disk") {
-            let mib = self.params.get("disk_mib").and_then(|v| v.as_u64()).unwrap_or(64);
+            let mib = self.param_u64("disk_mib").unwrap_or(64);
             std::fs::create_dir_all(guest_dir).infra(|| format!("cannot create {}", guest_dir.display()))?;
             let img = guest_dir.join("scratch.img");
             let f = std::fs::File::create(&img).infra(|| format!("cannot create {}", img.display()))?;
@@ -121,14 +194,110 @@ impl Workload {
         self.needs.iter().any(|n| n == what)
     }
 
-    /// Declarations keyed like `metrics()` values.
-    pub fn declarations(&self) -> BTreeMap<String, MetricDecl> {
-        self.metrics.iter().map(|(k, d)| (format!("{}.{k}", self.name), d.clone())).collect()
+    /// The declaration of a produced metric name (exact, or `family.*`).
+    pub fn declaration(&self, name: &str) -> Option<&MetricDecl> {
+        self.metrics.get(name).or_else(|| {
+            let (family, _) = name.rsplit_once('.')?;
+            self.metrics.get(&format!("{family}.*"))
+        })
+    }
+
+    /// Judge a finished guest: parse its metrics, then its correctness.
+    pub fn evaluate(&self, out: &GuestOutput) -> Evaluation {
+        let mut ev = Evaluation::default();
+        let raw = match self.parse(out) {
+            Ok(r) => r,
+            Err(f) => {
+                ev.failure = Some(f);
+                return ev;
+            }
+        };
+        for (k, v) in raw {
+            if self.declaration(&k).is_none() {
+                ev.failure = Some(Failure::infra(format!(
+                    "parser for `{}` produced undeclared metric `{k}` (declare it in {})",
+                    self.name,
+                    self.file.display()
+                )));
+                return ev;
+            }
+            ev.metrics.insert(format!("{}.{k}", self.name), v);
+        }
+        let (failure, findings) = checks::judge(out, self);
+        ev.findings = findings;
+        ev.failure = failure.or_else(|| self.check(out).err());
+        ev
+    }
+
+    fn parse(&self, out: &GuestOutput) -> Result<BTreeMap<String, f64>> {
+        let t = out.transcript;
+        let mut m = match self.name.as_str() {
+            "memory" => parse::memory(t)?,
+            "dmabench" => parse::dmabench(t)?,
+            "storage" => fio::metrics(t)?,
+            "network" => net::metrics(t, out.services)?,
+            "drm" => drm::metrics(t)?,
+            _ => BTreeMap::new(),
+        };
+        m.extend(parse::common(t));
+        Ok(m)
+    }
+
+    /// The workload's own correctness: data that came back wrong.
+    fn check(&self, out: &GuestOutput) -> Result<()> {
+        match self.name.as_str() {
+            "storage" => fio::check(out.transcript),
+            "network" => net::check(out.transcript, out.services),
+            "drm" => drm::check(out.transcript, out.dir),
+            _ => Ok(()),
+        }
+    }
+
+    /// Declarations keyed like `evaluate()`'s metrics, for a produced name.
+    pub fn declaration_for(&self, key: &str) -> Option<MetricDecl> {
+        let name = key.strip_prefix(&format!("{}.", self.name))?;
+        self.declaration(name).cloned()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn param_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Sequence(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
     }
 }
 
 impl MetricDecl {
     pub fn is_directional(&self) -> bool {
         self.better != Better::None
+    }
+}
+
+/// A workload-level failure with the section that shows it.
+pub fn data_failure(what: impl Into<String>) -> Failure {
+    Failure::new(FailureClass::Correctness, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_workloads_load_with_the_common_metrics() {
+        let root = crate::paths::project_root();
+        for n in crate::yaml::names(&root.join("workloads")) {
+            let w = Workload::load(&root, &n).unwrap();
+            assert!(w.metrics.contains_key("bounced_bytes"), "{n}");
+        }
+        let w = Workload::load(&root, "dmabench").unwrap();
+        assert!(w.declaration("map_us.t1-g1-to").is_some());
+        assert!(w.declaration("nope").is_none());
+        let e = w.with_params(&BTreeMap::from([("secnds".to_string(), serde_yaml::Value::from(1))])).unwrap_err();
+        assert!(e.message.contains("no parameter `secnds`"), "{}", e.message);
     }
 }

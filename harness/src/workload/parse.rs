@@ -74,7 +74,68 @@ pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     if let Some(u) = sw.get("io_tlb_used") {
         out.insert("swiotlb_used".into(), *u as f64);
     }
+    // The OOM headroom probe: absent when the workload was told to skip it.
+    if let Some(s) = t.section("oom") {
+        let headroom = s.lines.iter().find_map(|l| l.strip_prefix("headroom_mib ")).and_then(|v| v.trim().parse().ok());
+        let h: f64 = headroom.ok_or_else(|| {
+            Failure::new(FailureClass::Workload, format!("the OOM probe reported no headroom: {}", s.lines.join(" | ")))
+        })?;
+        out.insert("oom_headroom_mib".into(), h);
+    }
     Ok(out)
+}
+
+/// What every workload reports: bounce evidence from the tracepoint, and
+/// what the pool did over the workload.
+pub fn common(t: &Transcript) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    if let Some(s) = t.section("bounced") {
+        let (mut events, mut bytes, mut lost) = (0f64, 0f64, 0f64);
+        for l in &s.lines {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                ["device", _, n, b] => {
+                    events += n.parse::<f64>().unwrap_or(0.0);
+                    bytes += b.parse::<f64>().unwrap_or(0.0);
+                }
+                ["lost", n] => lost = n.parse().unwrap_or(0.0),
+                _ => {}
+            }
+        }
+        if !s.lines.iter().any(|l| l.contains("no swiotlb tracepoint") || l == "not traced") {
+            out.insert("bounced_bytes".into(), bytes);
+            out.insert("bounce_events".into(), events);
+            out.insert("bounce_events_lost".into(), lost);
+        }
+    }
+    if let (Some(b), Some(e)) = (t.section("swiotlb-boot"), t.section("swiotlb-end")) {
+        let (b, e) = (swiotlb_counters(&b.lines), swiotlb_counters(&e.lines));
+        if let (Some(nb), Some(ne)) = (b.get("io_tlb_nslabs"), e.get("io_tlb_nslabs")) {
+            out.insert("pool_growth_slabs".into(), ne.saturating_sub(*nb) as f64);
+        }
+        if let Some(h) = e.get("io_tlb_used_hiwater") {
+            out.insert("used_hiwater_slabs".into(), *h as f64);
+        }
+    }
+    out
+}
+
+/// Per device (`dev_name` of the tracepoint): events and bytes.
+pub fn bounced_by_device(t: &Transcript) -> Vec<(String, u64, u64)> {
+    t.section("bounced")
+        .map(|s| {
+            s.lines
+                .iter()
+                .filter_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    match w.as_slice() {
+                        ["device", d, n, b] => Some((d.to_string(), n.parse().ok()?, b.parse().ok()?)),
+                        _ => None,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn count_lines(t: &Transcript, section: &str, needle: &str) -> usize {
@@ -91,6 +152,28 @@ pub fn dmabench(t: &Transcript) -> Result<BTreeMap<String, f64>> {
         ("map_stddev_us".to_string(), b.map_stddev_us),
         ("unmap_us".to_string(), b.unmap_us),
     ]);
+    // The sweep: threads x granule x direction, one section per case.
+    for (name, sec) in &t.sections {
+        let Some(case) = name.strip_prefix("sweep-") else { continue };
+        match map_benchmark(&sec.lines) {
+            Some(b) if sec.rc == Some(0) => {
+                out.insert(format!("map_us.{case}"), b.map_us);
+                out.insert(format!("unmap_us.{case}"), b.unmap_us);
+            }
+            _ => {
+                return Err(Failure::new(
+                    FailureClass::Workload,
+                    format!("dma_map_benchmark case {case} failed: {}", sec.lines.join(" | ")),
+                ))
+            }
+        }
+    }
+    if let Some(p) = t
+        .section("growth-transient")
+        .and_then(|s| s.lines.iter().find_map(|l| l.strip_prefix("peak ")?.trim().parse::<f64>().ok()))
+    {
+        out.insert("growth_transient_peak".into(), p);
+    }
     let growth = need(t, "growth")?;
     let ok = growth.rc == Some(0);
     out.insert("growth_ok".into(), if ok { 1.0 } else { 0.0 });

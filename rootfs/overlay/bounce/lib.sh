@@ -1,5 +1,6 @@
 # Helpers for guest workloads; sourced by /init. Output goes to fd 3, the
-# result channel, framed so the host can split it into sections.
+# result channel, framed so the host can split it into sections. The guest
+# stays dumb: it prints what it saw, every parser lives on the host.
 
 # section NAME CMD...: run CMD with its output framed as section NAME.
 section() {
@@ -28,5 +29,80 @@ find_pci() {
 			return 0
 		fi
 	done
+	return 1
+}
+
+# Bounce evidence: every swiotlb_map() fires swiotlb:swiotlb_bounced. The
+# trace buffer is made large enough for a workload's worth of events and
+# its overruns are reported, so a lost event never goes unnoticed.
+T=/sys/kernel/tracing
+bounce_trace_start() {
+	[ "${BOUNCE_TRACE:-1}" = 1 ] || return 0
+	[ -d $T/events/swiotlb/swiotlb_bounced ] || return 0
+	echo 0 > $T/tracing_on
+	echo "${BOUNCE_TRACE_KB:-16384}" > $T/buffer_size_kb
+	echo > $T/trace
+	echo 1 > $T/events/swiotlb/swiotlb_bounced/enable
+	echo 1 > $T/tracing_on
+}
+
+# Per device: events and bytes; then events lost to a full buffer.
+bounce_trace_report() {
+	[ "${BOUNCE_TRACE:-1}" = 1 ] || { echo "not traced"; return 0; }
+	[ -d $T/events/swiotlb/swiotlb_bounced ] || { echo "no swiotlb tracepoint"; return 0; }
+	echo 0 > $T/tracing_on
+	echo 0 > $T/events/swiotlb/swiotlb_bounced/enable
+	awk '/swiotlb_bounced:/ {
+		dev = ""; size = 0
+		for (i = 1; i <= NF; i++) {
+			if ($i == "dev_name:") dev = $(i + 1)
+			if ($i ~ /^size=/) { split($i, a, "="); size = a[2] }
+		}
+		n[dev]++; s[dev] += size
+	}
+	END { for (d in n) print "device", d, n[d], s[d] }' $T/trace
+	lost=0
+	for f in $T/per_cpu/cpu*/stats; do
+		o=$(awk '/^overrun:/ {print $2}' "$f")
+		lost=$((lost + ${o:-0}))
+	done
+	echo "lost $lost"
+}
+
+# The disk the harness attached for this workload (serial bounce-scratch):
+# any disk but the read-only tools disk.
+scratch_disk() {
+	for b in /sys/block/sd* /sys/block/vd* /sys/block/nvme*n* /sys/block/hd*; do
+		[ -e "$b" ] || continue
+		[ "$(cat "$b/serial" 2>/dev/null)" = bounce-tools ] && continue
+		echo "/dev/${b##*/}"
+		return 0
+	done
+	return 1
+}
+
+# Mount the tools disk (serial bounce-tools) at /tools: Debian's fio and
+# iperf3 for this architecture, run through /tools/bin wrappers.
+tools_mount() {
+	for b in /sys/block/vd*; do
+		if [ "$(cat "$b/serial" 2>/dev/null)" = bounce-tools ]; then
+			mkdir -p /tools
+			mount -t ext2 -o ro "/dev/${b##*/}" /tools && return 0
+		fi
+	done
+	echo "no tools disk (serial bounce-tools) in this guest" >&3
+	return 1
+}
+
+# Bring the NIC up on QEMU user networking: the guest is 10.0.2.15, the
+# host's loopback is 10.0.2.2.
+net_up() {
+	ip link set lo up
+	for i in /sys/class/net/*; do
+		n=${i##*/}
+		[ "$n" = lo ] && continue
+		ip link set "$n" up && ip addr add 10.0.2.15/24 dev "$n" && ip route add default via 10.0.2.2 && return 0
+	done
+	echo "no network interface" >&3
 	return 1
 }

@@ -1,0 +1,108 @@
+//! The storage workload: fio's JSON, one job per pattern and block size,
+//! each writing with crc32c verification and reading back what it wrote.
+
+use super::data_failure;
+use crate::failure::{Failure, FailureClass, Result};
+use crate::guest::channel::Transcript;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// (job, JSON) for every job the guest ran.
+fn jobs(t: &Transcript) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for (name, s) in &t.sections {
+        let Some(job) = name.strip_prefix("fio-").and_then(|n| n.strip_suffix("-json")) else { continue };
+        let text = s.lines.join("\n");
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            Failure::new(FailureClass::Workload, format!("fio job {job}: its JSON does not parse ({e}); see section {name}"))
+        })?;
+        out.push((job.to_string(), v));
+    }
+    if out.is_empty() {
+        return Err(Failure::new(FailureClass::Workload, "the guest ran no fio job (no fio-*-json section)"));
+    }
+    Ok(out)
+}
+
+pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
+    let mut m = BTreeMap::new();
+    for (job, v) in jobs(t)? {
+        let j = &v["jobs"][0];
+        for dir in ["write", "read"] {
+            let d = &j[dir];
+            if d["io_bytes"].as_u64().unwrap_or(0) == 0 {
+                continue;
+            }
+            let num = |k: &Value| k.as_f64();
+            if let Some(bw) = num(&d["bw"]) {
+                m.insert(format!("{dir}_bw.{job}"), bw);
+            }
+            if let Some(iops) = num(&d["iops"]) {
+                m.insert(format!("{dir}_iops.{job}"), iops);
+            }
+            let pct = &d["clat_ns"]["percentile"];
+            for (p, key) in [("50.000000", "p50"), ("99.000000", "p99")] {
+                if let Some(ns) = num(&pct[p]) {
+                    m.insert(format!("{dir}_clat_{key}_us.{job}"), ns / 1000.0);
+                }
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// Zero verify errors and zero I/O errors, job by job.
+pub fn check(t: &Transcript) -> Result<()> {
+    for (job, v) in jobs(t)? {
+        let run = t.section(&format!("fio-{job}"));
+        if let Some(line) = run.and_then(|s| s.lines.iter().find(|l| l.contains("verify") && (l.contains("bad") || l.contains("mismatch") || l.contains("failed")))) {
+            return Err(data_failure(format!("storage: fio job {job} found corrupted data: {}", line.trim())));
+        }
+        let err = v["jobs"][0]["error"].as_i64().unwrap_or(0);
+        if err != 0 {
+            return Err(data_failure(format!(
+                "storage: fio job {job} ended with error {err} ({}): an I/O or verify error",
+                std::io::Error::from_raw_os_error(err as i32)
+            )));
+        }
+        if let Some(rc) = run.and_then(|s| s.rc).filter(|rc| *rc != 0) {
+            return Err(Failure::new(FailureClass::Workload, format!("storage: fio job {job} exited with rc={rc}")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript(job_err: i64, stderr: &str) -> Transcript {
+        let json = format!(
+            r#"{{"fio version":"fio-3.33","jobs":[{{"jobname":"seq-4k","error":{job_err},"read":{{"io_bytes":4194304,"bw":5120,"iops":1280.5,"clat_ns":{{"percentile":{{"50.000000":700000,"99.000000":2400000}}}}}},"write":{{"io_bytes":4194304,"bw":2048,"iops":512.0,"clat_ns":{{"percentile":{{"50.000000":1500000,"99.000000":9000000}}}}}}}}]}}"#
+        );
+        Transcript::parse(&format!(
+            "@@bounce begin fio-seq-4k\n{stderr}@@bounce end fio-seq-4k rc=0\n@@bounce begin fio-seq-4k-json\n{json}\n@@bounce end fio-seq-4k-json rc=0\n"
+        ))
+    }
+
+    #[test]
+    fn bandwidth_iops_and_latency_percentiles_per_direction() {
+        let m = metrics(&transcript(0, "")).unwrap();
+        assert_eq!(m["write_bw.seq-4k"], 2048.0);
+        assert_eq!(m["read_iops.seq-4k"], 1280.5);
+        assert_eq!(m["write_clat_p50_us.seq-4k"], 1500.0);
+        assert_eq!(m["read_clat_p99_us.seq-4k"], 2400.0);
+        assert!(check(&transcript(0, "")).is_ok());
+    }
+
+    #[test]
+    fn a_verify_error_fails_the_cell() {
+        // What fio 3.33 prints when a block reads back wrong.
+        let t = transcript(84, "verify: bad header rand_seed 46386204153304124, wanted 9852480210356360750 at file /dev/sda offset 1048576, length 4096 (requested block: offset=1048576, length=4096)\n");
+        let e = check(&t).unwrap_err();
+        assert_eq!(e.class, FailureClass::Correctness);
+        assert!(e.message.contains("verify: bad header"), "{}", e.message);
+        let e = check(&transcript(5, "")).unwrap_err();
+        assert!(e.message.contains("ended with error 5"), "{}", e.message);
+    }
+}

@@ -1,0 +1,16 @@
+# network: iperf3 (from the tools disk) and bounce-stream against the
+# harness's services on 10.0.2.2.
+workload_main() {
+	tools_mount || return 1
+	net_up || return 1
+	host=10.0.2.2
+	section iperf-up /tools/bin/iperf3 -c $host -p "$BOUNCE_IPERF_PORT" -t "${BOUNCE_SECONDS:-3}" -J
+	section iperf-down /tools/bin/iperf3 -c $host -p "$BOUNCE_IPERF_PORT" -t "${BOUNCE_SECONDS:-3}" -R -J
+	bytes=$((${BOUNCE_STREAM_MIB:-8} * 1048576))
+	section stream-up bounce-stream up $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $bytes
+	section stream-down bounce-stream down $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $bytes
+	# Down again: the driver unmaps its rings, so io_tlb_used can return
+	# to its boot value and a leak shows.
+	for i in /sys/class/net/*; do [ "${i##*/}" = lo ] || ip link set "${i##*/}" down; done
+	return 0
+}

@@ -1,0 +1,17 @@
+# storage: fio from the tools disk on the scratch disk the harness
+# attached to the profile's bouncing controller.
+workload_main() {
+	tools_mount || return 1
+	disk=$(scratch_disk) || { echo "storage: no scratch disk in this guest" >&3; return 1; }
+	section storage-disk echo "$disk"
+	for job in $(echo "${BOUNCE_JOBS:-seq-4k}" | tr , ' '); do
+		case ${job%%-*} in seq) rw=write ;; rand) rw=randwrite ;; *) echo "storage: bad job $job" >&3; return 1 ;; esac
+		bs=${job#*-}
+		section "fio-$job" /tools/bin/fio --name="$job" --filename="$disk" --direct=1 \
+			--ioengine=libaio --iodepth="${BOUNCE_IODEPTH:-4}" --rw=$rw --bs="$bs" \
+			--size="${BOUNCE_SIZE_MIB:-16}M" --verify=crc32c --do_verify=1 \
+			--randrepeat=0 --eta=never --output-format=json --output=/tmp/fio.json
+		section "fio-$job-json" cat /tmp/fio.json
+	done
+	return 0
+}
