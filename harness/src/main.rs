@@ -54,6 +54,9 @@ enum Command {
         /// Build every prefix of the series (base+1, base+2, ...).
         #[arg(long)]
         per_patch: bool,
+        /// Resolve and check the config, print the cache key, build nothing.
+        #[arg(long)]
+        config_only: bool,
     },
     /// Boot one guest with a shell on this terminal, to debug a cell.
     Boot {
@@ -149,7 +152,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(0))
         }
         Command::Doctor => doctor(&root),
-        Command::Build { variants, arch, series, b4, per_patch } => {
+        Command::Build { variants, arch, series, b4, per_patch, config_only } => {
             if variants.is_empty() {
                 return Err(Failure::input(format!(
                     "name at least one variant: {}",
@@ -177,6 +180,19 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 }
                 for a in &arches {
                     for b in &builds {
+                        if config_only {
+                            let p = kernel::build::plan(&root, &cache, b, a)?;
+                            let set = kernel::config::parse_resolved(&p.resolved);
+                            println!(
+                                "{} ({a}): key {}, config checked ({} options set; SWIOTLB={}, SWIOTLB_DYNAMIC={})",
+                                b.name,
+                                p.key,
+                                set.len(),
+                                set.get("SWIOTLB").map(String::as_str).unwrap_or("n"),
+                                set.get("SWIOTLB_DYNAMIC").map(String::as_str).unwrap_or("n")
+                            );
+                            continue;
+                        }
                         let k = kernel::ensure(&root, &cache, b, a).await?;
                         println!(
                             "{} ({a}): {} ({}; {})",

@@ -9,7 +9,7 @@ fn dry_run_lists_the_default_matrix() {
     let o = bounce().args(["matrix", "--dry-run"]).output().unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("40 cells x 3 repetitions = 120 boots"), "{out}");
+    assert!(out.contains("56 cells x 3 repetitions = 168 boots"), "{out}");
     assert!(
         out.contains("kernels to build or find in the cache: 6.12-fixed (x86_64), 6.12-dynamic (x86_64), 6.12-fixed (arm64), 6.12-dynamic (arm64)"),
         "{out}"
@@ -25,8 +25,12 @@ fn dry_run_lists_the_default_matrix() {
     // The emulated SEV profile bounces everything and sizes its pool as SEV does.
     assert!(out.contains("6.12-dynamic.sev-emulated.memory.1mib  (kernel 6.12-dynamic, profile sev-emulated [emulated], workload memory, swiotlb 1mib: swiotlb=512,1,force)"), "{out}");
     assert!(out.contains("swiotlb default: swiotlb=62976,force)"), "{out}");
-    // The small pool exists only where it says something: dmabench.
+    // The small pools exist only where they say something.
     assert!(out.contains("6.12-dynamic.dma32.dmabench.256k") && !out.contains("memory.256k"), "{out}");
+    assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib"), "{out}");
+    // A workload meets only profiles with its device: no GPU on dma32.
+    assert!(!out.contains("  6.12-fixed.dma32.drm") && out.contains("sev-emulated.drm.default"), "{out}");
+    assert!(out.contains("skip 6.12-fixed.dma32.drm.default: profile has no `gpu`"), "{out}");
     // A real SEV profile is listed, skipped with its reason, on this host.
     if bounce::host::sev::host().is_err() {
         assert!(out.contains("skip 6.12-fixed.sev.memory.default: needs a host with SEV: "), "{out}");
@@ -76,4 +80,49 @@ fn unknown_variant_lists_the_known_ones() {
         err.contains("unknown kernel variant `6.13-nope`") && err.contains("6.1, 6.12-dynamic, 6.12-fixed"),
         "{err}"
     );
+}
+
+#[test]
+fn series_options_say_what_they_need() {
+    let o = bounce().args(["build", "6.12-dynamic", "--per-patch"]).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--per-patch needs --series or --b4"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.mbox");
+    std::fs::write(&empty, "just some words\n").unwrap();
+    let o = bounce().args(["build", "6.12-dynamic", "--series"]).arg(&empty).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("empty.mbox") && err.contains("contains no diff"), "{err}");
+}
+
+/// Offline, b4 cannot reach lore: the error says to save the mbox instead.
+#[test]
+fn b4_without_a_network_points_at_the_mbox_path() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = bounce()
+        .args(["build", "6.12-dynamic", "--b4", "20230419100359.3140-1-petrtesarik@huaweicloud.com"])
+        .env("BOUNCE_CACHE", cache.path())
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("save the series from your mail client as an mbox and pass --series PATH")
+            || err.contains("install it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_cache_lists_nothing_and_collects_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = bounce().args(["cache", "ls"]).env("BOUNCE_CACHE", cache.path()).output().unwrap();
+    assert!(o.status.success());
+    assert!(text(&o).0.contains("0 entries"), "{}", text(&o).0);
+    let o = bounce().args(["cache", "gc"]).env("BOUNCE_CACHE", cache.path()).output().unwrap();
+    assert!(o.status.success());
+    assert!(text(&o).0.contains("freed 0 B"), "{}", text(&o).0);
 }

@@ -1,90 +1,121 @@
 //! Induced failures, each of which must end its cell with the right class,
-//! a one-line cause, and no QEMU left behind.
+//! a one-line cause, and no QEMU left behind; and the cells finished
+//! before a failure (or a Ctrl-C) must still be in the results.
 
 mod common;
 use common::*;
 use std::path::Path;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
+/// The project with test-only workloads and profiles added:
+/// - hang / stall: a guest that never finishes (short and long timeout);
+/// - panic: a kernel crash through sysrq during the workload;
+/// - corrupt: fio writes with checksums, a block is overwritten behind
+///   its back, fio's verify pass must catch it (the storage checks);
+/// - dma32-mute: the 8250 driver registers no UART (`8250.nr_uarts=0`), so
+///   nothing of the guest is ever heard: what a kernel built without its
+///   console driver looks like from outside;
+/// - dma32-noinit: the initramfs's init is not found and the kernel
+///   panics before user space.
+fn project_with_bad_parts() -> tempfile::TempDir {
+    let dir = project_copy();
+    let w = dir.path().join("workloads");
+    let write = |name: &str, text: &str| std::fs::write(w.join(name), text).unwrap();
+    write("hang.sh", "workload_main() {\n\techo hanging >&3\n\twhile :; do sleep 1; done\n}\n");
+    write("hang.yaml", "description: never finishes\nguest: hang.sh\ntimeout_s: 8\nmetrics: {}\n");
+    // The same guest with room to be interrupted long before its timeout.
+    write("stall.yaml", "description: never finishes\nguest: hang.sh\ntimeout_s: 600\nmetrics: {}\n");
+    write("panic.sh", "workload_main() {\n\techo 1 > /proc/sys/kernel/sysrq\n\techo c > /proc/sysrq-trigger\n}\n");
+    write("panic.yaml", "description: crashes the kernel\nguest: panic.sh\ntimeout_s: 60\nmetrics: {}\n");
+    write(
+        "corrupt.sh",
+        r#"workload_main() {
+	tools_mount || return 1
+	disk=$(scratch_disk) || return 1
+	/tools/bin/fio --name=seq-4k --filename="$disk" --direct=1 --rw=write --bs=4k --size=4M --verify=crc32c --do_verify=0 --eta=never --output=/dev/null || return 1
+	# One block rewritten behind fio's back: what a bounce buffer copied
+	# to the wrong place would look like.
+	dd if=/dev/urandom of="$disk" bs=4096 seek=100 count=1 conv=fsync 2>/dev/null
+	section fio-seq-4k /tools/bin/fio --name=seq-4k --filename="$disk" --direct=1 --rw=write --bs=4k --size=4M --verify=crc32c --verify_only --eta=never --output-format=json --output=/tmp/fio.json
+	section fio-seq-4k-json cat /tmp/fio.json
+	return 0
+}
+"#,
+    );
+    let storage = std::fs::read_to_string(w.join("storage.yaml")).unwrap();
+    write(
+        "corrupt.yaml",
+        &storage
+            .replace("guest: storage.sh", "guest: corrupt.sh\nkind: storage")
+            .replace("must_bounce: true", "must_bounce: false"),
+    );
+    let p = dir.path().join("profiles");
+    let dma32 = std::fs::read_to_string(p.join("dma32.yaml")).unwrap();
+    std::fs::write(p.join("dma32-mute.yaml"), format!("{dma32}cmdline: [\"8250.nr_uarts=0\"]\n")).unwrap();
+    std::fs::write(p.join("dma32-noinit.yaml"), format!("{dma32}cmdline: [\"rdinit=/no-such-init\"]\n")).unwrap();
+    dir
 }
 
-/// A copy of the project with two extra workloads: one whose guest never
-/// finishes, one that panics the kernel through sysrq.
-fn project_with_bad_workloads() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for d in ["kernels", "profiles", "rootfs", "workloads"] {
-        copy_dir(&root().join(d), &dir.path().join(d));
-    }
-    let w = dir.path().join("workloads");
-    std::fs::write(w.join("hang.sh"), "workload_main() {\n\techo hanging >&3\n\twhile :; do sleep 1; done\n}\n")
-        .unwrap();
-    std::fs::write(w.join("hang.yaml"), "description: never finishes\nguest: hang.sh\ntimeout_s: 8\nmetrics: {}\n")
-        .unwrap();
-    // The same guest with room to be interrupted long before its timeout.
-    std::fs::write(w.join("stall.yaml"), "description: never finishes\nguest: hang.sh\ntimeout_s: 600\nmetrics: {}\n")
-        .unwrap();
-    std::fs::write(
-        w.join("panic.sh"),
-        "workload_main() {\n\techo 1 > /proc/sys/kernel/sysrq\n\techo c > /proc/sysrq-trigger\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        w.join("panic.yaml"),
-        "description: crashes the kernel\nguest: panic.sh\ntimeout_s: 60\nmetrics: {}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("matrix.yaml"),
-        "repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [dma32]\nworkloads: [hang, panic]\nswiotlb: {default: \"\"}\n",
-    )
-    .unwrap();
-    dir
+fn matrix(profile: &str, workloads: &str) -> String {
+    format!("repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [{profile}]\nworkloads: [{workloads}]\nswiotlb: {{default: \"\"}}\nboot_timeout_s: 40\n")
 }
 
 #[test]
 fn a_hanging_guest_times_out_and_a_panicking_one_is_caught() {
     let _lock = heavy_lock();
-    let project = project_with_bad_workloads();
-    let results = project.path().join("results");
-    let o = bounce()
-        .args(["matrix", "--accel", "tcg", "--matrix"])
-        .arg(project.path().join("matrix.yaml"))
-        .arg("--results")
-        .arg(&results)
-        .env("BOUNCE_ROOT", project.path())
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
+    let project = project_with_bad_parts();
+    let r = run_matrix_in(Some(project.path()), &matrix("dma32", "hang, panic"), &["--accel", "tcg"]);
     // The worst class wins the exit code: correctness (the panic) is 6.
-    assert_eq!(o.status.code(), Some(6), "{out}\n{err}");
-    assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "QEMU left running");
-    assert!(out.contains("FAIL 6.12-fixed.dma32.hang.default [workload]: guest did not finish within 8s"), "{out}");
-    assert!(out.contains("console: ") && out.contains("hang.default/rep-0/console.log"), "{out}");
+    assert_eq!(r.code, Some(6), "{}\n{}", r.out, r.err);
     assert!(
-        out.contains("FAIL 6.12-fixed.dma32.panic.default [correctness]: kernel panicked during the workload: ")
-            && out.contains("Kernel panic - not syncing: sysrq triggered crash"),
-        "{out}"
+        r.out.contains("FAIL 6.12-fixed.dma32.hang.default [workload]: guest did not finish within 8s"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("console: ") && r.out.contains("hang.default/rep-0/console.log"), "{}", r.out);
+    assert!(
+        r.out.contains("FAIL 6.12-fixed.dma32.panic.default [correctness]: kernel panicked during the workload: ")
+            && r.out.contains("Kernel panic - not syncing: sysrq triggered crash"),
+        "{}",
+        r.out
     );
 }
 
-fn matrix(project: &Path, workloads: &str) -> std::path::PathBuf {
-    let f = project.join(format!("matrix-{}.yaml", workloads.replace(", ", "-")));
-    std::fs::write(&f, format!("repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [dma32]\nworkloads: [{workloads}]\nswiotlb: {{default: \"\"}}\n")).unwrap();
-    f
+#[test]
+fn a_guest_never_heard_from_and_one_that_panics_before_init_are_boot_failures() {
+    let _lock = heavy_lock();
+    let project = project_with_bad_parts();
+    let r = run_matrix_in(Some(project.path()), &matrix("dma32-mute", "memory"), &["--accel", "tcg"]);
+    assert_eq!(r.code, Some(4), "{}\n{}", r.out, r.err);
+    assert!(
+        r.out.contains("FAIL 6.12-fixed.dma32-mute.memory.default [boot]: guest did not reach init within 40s (last console line: `(nothing)`"),
+        "{}",
+        r.out
+    );
+    let r = run_matrix_in(Some(project.path()), &matrix("dma32-noinit", "memory"), &["--accel", "tcg"]);
+    assert_eq!(r.code, Some(4), "{}\n{}", r.out, r.err);
+    assert!(
+        r.out.contains("FAIL 6.12-fixed.dma32-noinit.memory.default [boot]: kernel panicked before init: "),
+        "{}",
+        r.out
+    );
+}
+
+#[test]
+fn data_corrupted_behind_fio_s_back_fails_the_cell_as_correctness() {
+    let _lock = heavy_lock();
+    let project = project_with_bad_parts();
+    let r = run_matrix_in(Some(project.path()), &matrix("dma32", "corrupt"), &["--accel", "tcg"]);
+    assert_eq!(r.code, Some(6), "{}\n{}", r.out, r.err);
+    assert!(
+        r.out.contains("FAIL 6.12-fixed.dma32.corrupt.default [correctness]: storage: fio job seq-4k"),
+        "{}",
+        r.out
+    );
 }
 
 /// Start `bounce matrix` and wait until the stalling guest's QEMU runs.
 fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::process::Child, i32) {
-    let child = bounce()
+    let mut child = bounce()
         .args(["matrix", "--accel", "tcg", "--matrix"])
         .arg(matrix)
         .arg("--results")
@@ -94,7 +125,6 @@ fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::p
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = child;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     loop {
         assert!(std::time::Instant::now() < deadline, "the stalling guest never started");
@@ -102,8 +132,7 @@ fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::p
             let o = child.wait_with_output().unwrap();
             panic!("bounce exited ({status}) before the guest stalled:\n{}\n{}", text(&o).0, text(&o).1);
         }
-        let pids = qemu_pids_mentioning("bounce.workload=hang");
-        if let Some(pid) = pids.first() {
+        if let Some(pid) = qemu_pids_mentioning("bounce.workload=hang").first() {
             // Let it get past boot into the workload.
             std::thread::sleep(std::time::Duration::from_secs(8));
             return (child, *pid);
@@ -112,12 +141,18 @@ fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::p
     }
 }
 
+fn write_matrix(project: &Path, workloads: &str) -> std::path::PathBuf {
+    let f = project.join(format!("matrix-{}.yaml", workloads.replace(", ", "-")));
+    std::fs::write(&f, format!("{}params: {{memory: {{oom_probe: 0}}}}\n", matrix("dma32", workloads))).unwrap();
+    f
+}
+
 #[test]
 fn ctrl_c_kills_the_guest_and_keeps_finished_cells() {
     let _lock = heavy_lock();
-    let project = project_with_bad_workloads();
+    let project = project_with_bad_parts();
     let results = project.path().join("results");
-    let m = matrix(project.path(), "memory, stall");
+    let m = write_matrix(project.path(), "memory, stall");
     let (child, _) = start_until_stalled(project.path(), &m, &results);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let o = child.wait_with_output().unwrap();
@@ -128,18 +163,20 @@ fn ctrl_c_kills_the_guest_and_keeps_finished_cells() {
     let runs: Vec<_> = std::fs::read_dir(results.join("runs")).unwrap().flatten().collect();
     let cell = runs[0].path().join("cells/6.12-fixed.dma32.memory.default.json");
     assert!(cell.exists(), "the finished cell was lost");
+    assert!(runs[0].path().join("report.txt").exists(), "no report for the interrupted run");
 }
 
 #[test]
 fn a_qemu_killed_mid_run_is_an_infrastructure_failure() {
     let _lock = heavy_lock();
-    let project = project_with_bad_workloads();
+    let project = project_with_bad_parts();
     let results = project.path().join("results");
-    let m = matrix(project.path(), "stall");
+    let m = write_matrix(project.path(), "stall");
     let (child, qemu) = start_until_stalled(project.path(), &m, &results);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(qemu), nix::sys::signal::Signal::SIGKILL).unwrap();
     let o = child.wait_with_output().unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
     assert!(out.contains("[infrastructure]: QEMU exited unexpectedly (signal: 9 (SIGKILL))"), "{out}");
+    assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "QEMU left running");
 }

@@ -1,84 +1,87 @@
 //! The walking skeleton, for real: both 6.12 kernels built by the harness
-//! (cached across runs), booted under QEMU, measured, and the facts the
-//! design rests on asserted from the stored results.
+//! (cached across runs), booted under QEMU on the dma32 profile, measured,
+//! and the facts the design rests on asserted from the stored results.
 
 mod common;
-use bounce::results::CellResult;
 use common::*;
-use std::collections::BTreeMap;
 
-fn cells(run_root: &std::path::Path) -> BTreeMap<String, CellResult> {
-    let runs: Vec<_> = std::fs::read_dir(run_root.join("runs")).unwrap().flatten().collect();
-    assert_eq!(runs.len(), 1, "one run directory expected");
-    let dir = bounce::results::store::RunDir::open(&runs[0].path()).unwrap();
-    dir.read_cells().unwrap().into_iter().map(|c| (c.key.id(), c)).collect()
-}
-
-fn value(cells: &BTreeMap<String, CellResult>, id: &str, metric: &str) -> f64 {
-    let c = cells.get(id).unwrap_or_else(|| panic!("no cell {id}"));
-    let m = c.metrics.get(metric).unwrap_or_else(|| panic!("{id}: no metric {metric}; has {:?}", c.metrics.keys()));
-    assert_eq!(m.samples.len(), 1, "{id} {metric}");
-    m.samples[0].value
-}
+/// What the default matrix shows on dma32, one boot per cell, with short
+/// benchmark runs and no OOM probe (the profiles test has that).
+const SKELETON: &str = r#"
+repetitions: 1
+kernels: [6.12-fixed, 6.12-dynamic]
+profiles: [dma32]
+workloads: [memory, dmabench]
+params:
+  memory: {oom_probe: 0}
+  dmabench: {seconds: 1, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}
+swiotlb:
+  default: ""
+  1mib: {args: "swiotlb=512,1", workloads: [memory]}
+  256k: {args: "swiotlb=128,1", workloads: [dmabench]}
+compare:
+  - {axis: kernel, base: 6.12-fixed, new: 6.12-dynamic}
+  - {axis: swiotlb, base: default, new: 1mib}
+"#;
 
 #[test]
 fn fixed_and_dynamic_kernels_show_pool_memory_growth_and_exhaustion() {
     let _lock = heavy_lock();
-    let results = tempfile::tempdir().unwrap();
-    let o = bounce()
-        .args(["matrix", "--matrix"])
-        .arg(root().join("harness/tests/matrices/skeleton.yaml"))
-        .arg("--results")
-        .arg(results.path())
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "bounce matrix failed ({:?}):\n{out}\n{err}", o.status);
-    assert!(qemu_pids_mentioning(&results.path().display().to_string()).is_empty(), "QEMU left running");
-    let cells = cells(results.path());
-    assert_eq!(cells.len(), 12);
+    let r = run_matrix(SKELETON);
+    assert_eq!(r.code, Some(0), "bounce matrix failed:\n{}\n{}", r.out, r.err);
+    assert_eq!(r.cells.len(), 8);
+    r.assert_all_passed();
 
     for k in ["6.12-fixed", "6.12-dynamic"] {
         let id = |w: &str, s: &str| format!("{k}.dma32.{w}.{s}");
         // The pool sizes asked for on the command line are what the kernel built.
-        assert_eq!(value(&cells, &id("memory", "default"), "memory.swiotlb_nslabs"), 32768.0);
-        assert_eq!(value(&cells, &id("memory", "1mib"), "memory.swiotlb_nslabs"), 512.0);
-        assert_eq!(value(&cells, &id("memory", "256k"), "memory.swiotlb_nslabs"), 128.0);
+        assert_eq!(r.value(&id("memory", "default"), "memory.swiotlb_nslabs"), 32768.0);
+        assert_eq!(r.value(&id("memory", "1mib"), "memory.swiotlb_nslabs"), 512.0);
+        assert_eq!(r.value(&id("dmabench", "256k"), "dmabench.growth_nslabs_before"), 128.0);
         // 64 MiB - 1 MiB = 63 MiB goes back to the system, within a few MiB.
-        let gain_kib = value(&cells, &id("memory", "1mib"), "memory.mem_total_kib")
-            - value(&cells, &id("memory", "default"), "memory.mem_total_kib");
+        let gain_kib = r.value(&id("memory", "1mib"), "memory.mem_total_kib")
+            - r.value(&id("memory", "default"), "memory.mem_total_kib");
         assert!((60.0 * 1024.0..=66.0 * 1024.0).contains(&gain_kib), "{k}: MemTotal gain {gain_kib} KiB");
         // With the default pool nothing grows and nothing fails.
-        assert_eq!(value(&cells, &id("dmabench", "default"), "dmabench.growth_slabs_added"), 0.0);
-        assert_eq!(value(&cells, &id("dmabench", "default"), "dmabench.growth_ok"), 1.0);
-        assert!(value(&cells, &id("dmabench", "default"), "dmabench.map_us") > 0.0);
+        assert_eq!(r.value(&id("dmabench", "default"), "dmabench.growth_slabs_added"), 0.0);
+        assert_eq!(r.value(&id("dmabench", "default"), "dmabench.growth_ok"), 1.0);
+        assert!(r.value(&id("dmabench", "default"), "dmabench.map_us") > 0.0);
+        assert!(r.value(&id("dmabench", "default"), "dmabench.map_us.t1-g1-to") > 0.0);
     }
-    let g = |k: &str, m: &str| value(&cells, &format!("{k}.dma32.dmabench.256k"), &format!("dmabench.{m}"));
+    let g = |k: &str, m: &str| r.value(&format!("{k}.dma32.dmabench.256k"), &format!("dmabench.{m}"));
     // Dynamic: the small pool grows and every mapping succeeds.
     assert!(g("6.12-dynamic", "growth_slabs_added") > 0.0);
     assert_eq!(g("6.12-dynamic", "growth_ok"), 1.0);
     assert_eq!(g("6.12-dynamic", "map_failures"), 0.0);
-    // Fixed: the pool cannot grow, so mappings fail and the kernel says so.
+    // Fixed: the pool cannot grow, so mappings fail and the kernel says so
+    // (declared as expected of a fixed kernel, so the cell still passes).
     assert_eq!(g("6.12-fixed", "growth_slabs_added"), 0.0);
     assert_eq!(g("6.12-fixed", "growth_ok"), 0.0);
     assert!(g("6.12-fixed", "buffer_full_msgs") > 0.0);
     assert!(g("6.12-fixed", "map_failures") > 0.0);
+    let fixed = r.cell("6.12-fixed.dma32.dmabench.256k");
+    assert!(fixed.reps[0].log_findings.iter().any(|f| f.rule == "swiotlb-full" && f.expected_because.is_some()));
 
-    let run_dir = std::fs::read_dir(results.path().join("runs")).unwrap().flatten().next().unwrap().path();
-    for c in cells.values() {
+    for c in r.cells.values() {
         let dynamic = c.key.kernel == "6.12-dynamic";
         assert_eq!(c.swiotlb_dynamic, dynamic, "{}", c.key.id());
         // All four debugfs counters on the dynamic kernel; the fixed one has
         // no transient pools and so no io_tlb_transient_nslabs.
-        let channel = std::fs::read_to_string(run_dir.join(&c.reps[0].guest_dir).join("channel.log")).unwrap();
+        let channel = r.guest_file(&c.key.id(), "channel.log");
         let boot = channel.split("@@bounce begin swiotlb-boot").nth(1).unwrap().split("@@bounce end").next().unwrap();
         for counter in ["io_tlb_nslabs ", "io_tlb_used ", "io_tlb_used_hiwater "] {
             assert!(boot.contains(counter), "{}: no {counter}in {boot}", c.key.id());
         }
         assert_eq!(boot.contains("io_tlb_transient_nslabs "), dynamic, "{}: {boot}", c.key.id());
+        // The result model records how each cell ran.
+        assert_eq!(c.accel.accel, bounce::host::accel::Accel::Tcg, "this machine runs no KVM guest");
     }
-    assert!(out.contains("kernel: 6.12-fixed (base) vs 6.12-dynamic (new)"), "{out}");
-    assert!(out.contains("mem_total_kib"), "{out}");
+    assert!(r.out.contains("kernel: 6.12-fixed (base) vs 6.12-dynamic (new)"), "{}", r.out);
+    assert!(r.out.contains("swiotlb: default (base) vs 1mib (new)"), "{}", r.out);
+    assert!(r.out.contains("mem_total_kib"), "{}", r.out);
+    for f in ["env.json", "report.txt", "report.md"] {
+        assert!(r.run_dir.join(f).is_file(), "{f} missing");
+    }
 }
 
 #[test]
@@ -105,7 +108,13 @@ fn a_dropped_config_option_fails_naming_fragment_and_line() {
     for d in ["kernels/arch", "kernels/config", "kernels/variants"] {
         std::fs::create_dir_all(project.path().join(d)).unwrap();
     }
-    std::fs::copy(src.join("kernels/arch/x86_64.yaml"), project.path().join("kernels/arch/x86_64.yaml")).unwrap();
+    for a in ["x86_64", "arm64"] {
+        std::fs::copy(
+            src.join(format!("kernels/arch/{a}.yaml")),
+            project.path().join(format!("kernels/arch/{a}.yaml")),
+        )
+        .unwrap();
+    }
     std::fs::write(project.path().join("kernels/config/bad.config"), "# a typo'd option\nCONFIG_SWIOTLB_DYNAMICC=y\n")
         .unwrap();
     std::fs::write(
@@ -116,5 +125,6 @@ fn a_dropped_config_option_fails_naming_fragment_and_line() {
     let o = bounce().args(["build", "bad"]).env("BOUNCE_ROOT", project.path()).output().unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.config:2: CONFIG_SWIOTLB_DYNAMICC=y was dropped by olddefconfig"), "{err}");
 }

@@ -57,6 +57,9 @@ pub struct Transcript {
     pub ready: Option<String>,
     pub done: Option<i32>,
     pub sections: BTreeMap<String, Section>,
+    /// Section names in the order the guest opened them.
+    #[serde(default)]
+    pub order: Vec<String>,
     #[serde(skip)]
     open: Option<String>,
 }
@@ -68,6 +71,7 @@ impl Transcript {
             Signal::Ready(w) => self.ready = Some(w.clone()),
             Signal::Begin(name) => {
                 self.sections.insert(name.clone(), Section { lines: Vec::new(), rc: None });
+                self.order.push(name.clone());
                 self.open = Some(name.clone());
             }
             Signal::End(name, rc) => {
@@ -98,6 +102,22 @@ impl Transcript {
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.get(name)
     }
+
+    /// The last section that failed, with its last line: what a user
+    /// needs to read first when a workload exits non-zero.
+    pub fn failed_step(&self) -> Option<(&str, &str)> {
+        self.order
+            .iter()
+            .rev()
+            .filter_map(|n| self.sections.get(n).map(|s| (n, s)))
+            .find(|(_, s)| s.rc.is_some_and(|rc| rc != 0))
+            .map(|(n, s)| {
+                (
+                    n.as_str(),
+                    s.lines.iter().rev().find(|l| !l.trim().is_empty()).map(String::as_str).unwrap_or("(no output)"),
+                )
+            })
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +135,7 @@ mod tests {
         assert_eq!(t.section("meminfo").unwrap().lines, vec!["MemTotal: 1 kB"]);
         assert_eq!(t.section("x").unwrap().rc, Some(3));
         assert!(t.section("stray").is_none());
+        assert_eq!(t.failed_step(), Some(("x", "(no output)")));
     }
 
     #[test]

@@ -316,7 +316,8 @@ async fn answer(qmp: &Qmp, dir: &Path, kind: &str, arg: &str) -> String {
     match kind {
         "screendump" if arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
             let file = dir.join(format!("{arg}.ppm"));
-            let cmd = qapi::qmp::screendump { filename: file.display().to_string(), device: None, head: None, format: None };
+            let cmd =
+                qapi::qmp::screendump { filename: file.display().to_string(), device: None, head: None, format: None };
             match qmp.execute(&cmd, Duration::from_secs(30)).await {
                 Ok(_) => format!("ok {}", file.display()),
                 Err(e) => format!("error {}", e.message),

@@ -115,20 +115,21 @@ fn diff_part(text: &str) -> &str {
 fn messages(file: &Path) -> Result<Vec<Patch>> {
     let text =
         std::fs::read_to_string(file).map_err(|e| Failure::input(format!("{}: cannot read: {e}", file.display())))?;
-    let tmp = tempdir()?;
-    let out = cmd::stdout(Command::new("git").arg("mailsplit").arg(format!("-o{}", tmp.display())).arg(file))?;
-    let count: usize = out.trim().parse().unwrap_or(0);
     let mut chunks = Vec::new();
-    if count == 0 || !text.starts_with("From ") {
-        // A bare diff, or a single format-patch message: one patch.
+    if !text.starts_with("From ") {
+        // A bare diff, or a message without an mbox "From " line: one patch.
         chunks.push(text.clone());
     } else {
+        let tmp = tempdir()?;
+        let out = cmd::stdout(Command::new("git").arg("mailsplit").arg(format!("-o{}", tmp.display())).arg(file))
+            .map_err(|e| Failure::input(format!("{}: not a readable mbox: {}", file.display(), e.message)))?;
+        let count: usize = out.trim().parse().unwrap_or(0);
         for i in 1..=count {
             let p = tmp.join(format!("{i:04}"));
             chunks.push(std::fs::read_to_string(&p).map_err(|e| Failure::infra(format!("{}: {e}", p.display())))?);
         }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     let many = chunks.len() > 1;
     let mut out = Vec::new();
     for (i, chunk) in chunks.into_iter().enumerate() {

@@ -34,6 +34,33 @@ pub struct MatrixFile {
     pub swiotlb: BTreeMap<String, SwiotlbSetting>,
     #[serde(default)]
     pub compare: Vec<Comparison>,
+    /// Cells known to fail, and why: a regression gate must stay green on
+    /// a failure that is the point (a fixed 1 MiB pool cannot map a
+    /// framebuffer), and must notice when one starts passing.
+    #[serde(default)]
+    pub expect_fail: Vec<ExpectedFailure>,
+    /// Seconds a guest may take to reach init (default: 60 with KVM, 240
+    /// under TCG, which a busy two-core host needs).
+    #[serde(default)]
+    pub boot_timeout_s: Option<u64>,
+}
+
+/// Cells (a glob over `KERNEL.PROFILE.WORKLOAD.SWIOTLB`) that are expected
+/// to fail with this class.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFailure {
+    pub cells: String,
+    pub class: crate::failure::FailureClass,
+    pub why: String,
+}
+
+impl Matrix {
+    /// The expected failure declared for a cell, if any.
+    pub fn expected_failure(&self, key: &CellKey) -> Option<&ExpectedFailure> {
+        let id = key.id();
+        self.spec.expect_fail.iter().find(|e| glob::Pattern::new(&e.cells).is_ok_and(|p| p.matches(&id)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +247,11 @@ impl Matrix {
                 for p in profiles.iter().filter(|p| !spec.profiles.contains(p)) {
                     return Err(at(name, format!("swiotlb setting `{name}`: `{p}` is not a profile of this matrix")));
                 }
+            }
+        }
+        for e in &spec.expect_fail {
+            if let Err(err) = glob::Pattern::new(&e.cells) {
+                return Err(at(&e.cells, format!("expect_fail: `{}` is not a glob: {err}", e.cells)));
             }
         }
         for c in &compare {

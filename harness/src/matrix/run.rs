@@ -84,8 +84,8 @@ pub fn cmdline(kernel: &Kernel, profile: &Profile, swiotlb: &str, workload: &Wor
 
 /// Guests under TCG on a busy two-core host boot in seconds but can take a
 /// minute when a kernel build runs beside them: generous, not tight.
-pub fn timeouts(accel: Accel, workload: &Workload) -> Timeouts {
-    let boot = if accel == Accel::Kvm { 60 } else { 240 };
+pub fn timeouts(accel: Accel, workload: &Workload, boot: Option<u64>) -> Timeouts {
+    let boot = boot.unwrap_or(if accel == Accel::Kvm { 60 } else { 240 });
     Timeouts { boot: Duration::from_secs(boot), run: Duration::from_secs(workload.timeout_s) }
 }
 
@@ -234,6 +234,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             emulated: m.profiles[&key.profile].emulated,
             reps: Vec::new(),
             metrics: BTreeMap::new(),
+            expected_failure: m.expected_failure(key).cloned(),
         });
         if rep_result.status == Status::Pass {
             for (name, value) in values {
@@ -297,7 +298,7 @@ async fn run_one(
     };
     let spinner = ui::spinner();
     let on_state = |s: State| spinner.set_message(format!("{label}: {s}"));
-    let g = machine::run(&spec, &dir, timeouts(accel.accel, workload), &on_state).await;
+    let g = machine::run(&spec, &dir, timeouts(accel.accel, workload, m.spec.boot_timeout_s), &on_state).await;
     let report = services.stop().await;
     let g = g?;
     spinner.finish_and_clear();
@@ -309,7 +310,12 @@ async fn run_one(
     let failure = match g.failure {
         Some(f) => Some(f),
         None => {
-            let out = GuestOutput { transcript: &g.transcript, dir: &dir, services: &report, dynamic: kernel.swiotlb_dynamic() };
+            let out = GuestOutput {
+                transcript: &g.transcript,
+                dir: &dir,
+                services: &report,
+                dynamic: kernel.swiotlb_dynamic(),
+            };
             let ev = workload.evaluate(&out);
             findings = ev.findings;
             values = ev.metrics;
@@ -317,9 +323,15 @@ async fn run_one(
                 // A workload that failed says why in its sections; a
                 // correctness finding outranks its exit code.
                 Some(rc) if rc != 0 => ev.failure.filter(|f| f.class == FailureClass::Correctness).or_else(|| {
+                    let why =
+                        g.transcript.failed_step().map(|(s, l)| format!(": {l} (section {s})")).unwrap_or_default();
                     Some(Failure::new(
                         FailureClass::Workload,
-                        format!("workload `{}` exited with rc={rc} (channel: {}/channel.log)", workload.name, dir.display()),
+                        format!(
+                            "workload `{}` exited with rc={rc}{why} (channel: {}/channel.log)",
+                            workload.name,
+                            dir.display()
+                        ),
                     ))
                 }),
                 _ => ev.failure,

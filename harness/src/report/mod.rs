@@ -191,12 +191,24 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
     let mut out = format!("{} cells, {boots} boots: {passed} passed, {} failed\n", cells.len(), boots - passed);
     let mut worst = None;
     for c in &failed {
-        if let Some(f) = c.worst_failure() {
+        if let (true, Some(e), Some(f)) = (c.failed_as_expected(), &c.expected_failure, c.worst_failure()) {
+            out.push_str(&format!("  XFAIL {} [{}]: {} (expected: {})\n", c.key.id(), f.class, f.message, e.why));
+        } else if let Some(f) = c.worst_failure() {
             out.push_str(&format!("  FAIL {} [{}]: {}\n", c.key.id(), f.class, f.message));
             worst = worst.max(Some(f.class));
         } else {
             out.push_str(&format!("  FAIL {}: no repetition ran\n", c.key.id()));
             worst = worst.max(Some(FailureClass::Infrastructure));
+        }
+    }
+    for c in cells.iter().filter(|c| c.status() == Status::Pass) {
+        if let Some(e) = &c.expected_failure {
+            out.push_str(&format!(
+                "  XPASS {}: expected to fail [{}] ({}), passed: update the matrix's expect_fail\n",
+                c.key.id(),
+                e.class,
+                e.why
+            ));
         }
     }
     (out, worst)

@@ -118,6 +118,9 @@ pub struct CellResult {
     pub emulated: bool,
     pub reps: Vec<RepResult>,
     pub metrics: BTreeMap<String, Metric>,
+    /// The matrix said this cell fails, and why.
+    #[serde(default)]
+    pub expected_failure: Option<crate::matrix::ExpectedFailure>,
 }
 
 impl CellResult {
@@ -127,6 +130,15 @@ impl CellResult {
         } else {
             Status::Fail
         }
+    }
+
+    /// Failed as the matrix said it would: every failed repetition has the
+    /// declared class.
+    pub fn failed_as_expected(&self) -> bool {
+        self.expected_failure.as_ref().is_some_and(|e| {
+            self.status() == Status::Fail
+                && self.reps.iter().filter_map(|r| r.failure.as_ref()).all(|f| f.class == e.class)
+        })
     }
 
     /// The most serious failure among the repetitions.

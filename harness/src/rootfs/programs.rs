@@ -30,7 +30,10 @@ pub fn build_all(root: &Path, cache: &Path, arch: &Arch) -> Result<Vec<(String, 
         h.update(version.as_bytes());
         for header in crate::rootfs::walk(&src.join("include"))? {
             h.update(header.to_string_lossy().as_bytes());
-            h.update(&std::fs::read(src.join("include").join(&header)).infra(|| format!("cannot read {}", header.display()))?);
+            h.update(
+                &std::fs::read(src.join("include").join(&header))
+                    .infra(|| format!("cannot read {}", header.display()))?,
+            );
         }
         let bin = dir.join(format!("{name}-{}", &h.finalize().to_hex()[..16]));
         if !bin.exists() {
@@ -38,7 +41,12 @@ pub fn build_all(root: &Path, cache: &Path, arch: &Arch) -> Result<Vec<(String, 
             let mut c = Command::new(&gcc);
             c.args(["-static", "-O2", "-Wall", "-I"]).arg(src.join("include")).arg("-o").arg(&tmp).arg(&s);
             cmd::run(&mut c).map_err(|e| {
-                Failure::infra(format!("cannot build the guest program {} for {}: {}", s.display(), arch.name, e.message))
+                Failure::infra(format!(
+                    "cannot build the guest program {} for {}: {}",
+                    s.display(),
+                    arch.name,
+                    e.message
+                ))
             })?;
             std::fs::rename(&tmp, &bin).infra(|| format!("cannot move {}", tmp.display()))?;
         }

@@ -215,9 +215,15 @@ mod tests {
     fn io_errors_and_oopses_are_findings() {
         let w = Workload::load(&crate::paths::project_root(), "storage").unwrap();
         for (line, rule) in [
-            ("[   12.001] I/O error, dev sda, sector 2048 op 0x1:(WRITE) flags 0x8800 phys_seg 1 prio class 0", "io-error"),
+            (
+                "[   12.001] I/O error, dev sda, sector 2048 op 0x1:(WRITE) flags 0x8800 phys_seg 1 prio class 0",
+                "io-error",
+            ),
             ("[   13.5] BUG: kernel NULL pointer dereference, address: 0000000000000008", "oops"),
-            ("[   14.2] swiotlb_tbl_map_single: Buffer overflow detected (1024 > 512), probably bad device", "swiotlb-overflow"),
+            (
+                "[   14.2] swiotlb_tbl_map_single: Buffer overflow detected (1024 > 512), probably bad device",
+                "swiotlb-overflow",
+            ),
             ("[   15.0] UBSAN: array-index-out-of-bounds in kernel/dma/swiotlb.c:1234:5", "sanitizer"),
         ] {
             let f = scan_log(&[line.to_string()], &w, true);

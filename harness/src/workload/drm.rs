@@ -64,7 +64,10 @@ pub fn read_ppm(data: &[u8]) -> Option<(u32, u32, &[u8])> {
 pub fn check(t: &Transcript, dir: &Path) -> Result<()> {
     let f = fields(t)?;
     if f.get("prime").map(String::as_str) != Some("ok") {
-        return Err(data_failure(format!("drm: PRIME round trip failed: {}", f.get("prime").map(String::as_str).unwrap_or("(not run)"))));
+        return Err(data_failure(format!(
+            "drm: PRIME round trip failed: {}",
+            f.get("prime").map(String::as_str).unwrap_or("(not run)")
+        )));
     }
     let final_frame = num(&f, "final")? as u32;
     let (mw, mh) = f
@@ -74,7 +77,14 @@ pub fn check(t: &Transcript, dir: &Path) -> Result<()> {
         .ok_or_else(|| Failure::new(FailureClass::Workload, "bounce-drm printed no mode"))?;
     let shot = dir.join("final.ppm");
     let data = std::fs::read(&shot).map_err(|e| {
-        Failure::new(FailureClass::Workload, format!("no screendump {} ({e}): {}", shot.display(), f.get("screendump").map(String::as_str).unwrap_or("the guest never asked")))
+        Failure::new(
+            FailureClass::Workload,
+            format!(
+                "no screendump {} ({e}): {}",
+                shot.display(),
+                f.get("screendump").map(String::as_str).unwrap_or("the guest never asked")
+            ),
+        )
     })?;
     compare(&data, mw, mh, final_frame).map_err(|e| data_failure(format!("drm: {e} (screendump {})", shot.display())))
 }
@@ -126,7 +136,7 @@ mod tests {
         let good = ppm(64, 48, 31);
         assert_eq!(compare(&good, 64, 48, 31), Ok(()));
         let mut bad = good.clone();
-        let at = good.len() - 3 * (64 * 10 + 5) ; // some pixel near the end
+        let at = good.len() - 3 * (64 * 10 + 5); // some pixel near the end
         bad[at] ^= 1;
         let e = compare(&bad, 64, 48, 31).unwrap_err();
         assert!(e.starts_with("1 of 3072 pixels differ from frame 31's pattern; first at ("), "{e}");
@@ -137,7 +147,9 @@ mod tests {
     #[test]
     fn a_missing_screendump_or_bad_prime_fails() {
         let d = tempfile::tempdir().unwrap();
-        let t = |prime: &str| Transcript::parse(&format!("@@bounce begin drm\nmode: 64x48\nframes: 30\nseconds: 2.0\nbytes_per_frame: 12288\nprime: {prime}\nfinal: 31\n@@bounce end drm rc=0\n"));
+        let t = |prime: &str| {
+            Transcript::parse(&format!("@@bounce begin drm\nmode: 64x48\nframes: 30\nseconds: 2.0\nbytes_per_frame: 12288\nprime: {prime}\nfinal: 31\n@@bounce end drm rc=0\n"))
+        };
         assert_eq!(check(&t("ok"), d.path()).unwrap_err().class, FailureClass::Workload);
         std::fs::write(d.path().join("final.ppm"), ppm(64, 48, 31)).unwrap();
         assert!(check(&t("ok"), d.path()).is_ok());

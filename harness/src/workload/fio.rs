@@ -14,7 +14,10 @@ fn jobs(t: &Transcript) -> Result<Vec<(String, Value)>> {
         let Some(job) = name.strip_prefix("fio-").and_then(|n| n.strip_suffix("-json")) else { continue };
         let text = s.lines.join("\n");
         let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Failure::new(FailureClass::Workload, format!("fio job {job}: its JSON does not parse ({e}); see section {name}"))
+            Failure::new(
+                FailureClass::Workload,
+                format!("fio job {job}: its JSON does not parse ({e}); see section {name}"),
+            )
         })?;
         out.push((job.to_string(), v));
     }
@@ -55,7 +58,11 @@ pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
 pub fn check(t: &Transcript) -> Result<()> {
     for (job, v) in jobs(t)? {
         let run = t.section(&format!("fio-{job}"));
-        if let Some(line) = run.and_then(|s| s.lines.iter().find(|l| l.contains("verify") && (l.contains("bad") || l.contains("mismatch") || l.contains("failed")))) {
+        if let Some(line) = run.and_then(|s| {
+            s.lines
+                .iter()
+                .find(|l| l.contains("verify") && (l.contains("bad") || l.contains("mismatch") || l.contains("failed")))
+        }) {
             return Err(data_failure(format!("storage: fio job {job} found corrupted data: {}", line.trim())));
         }
         let err = v["jobs"][0]["error"].as_i64().unwrap_or(0);

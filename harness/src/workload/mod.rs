@@ -30,6 +30,10 @@ pub struct Workload {
     pub description: String,
     /// The guest script under workloads/ that defines `workload_main`.
     pub guest: String,
+    /// Which parser and checks read its output (default: its own name); a
+    /// variant of a workload (a test's corrupting storage run) reuses them.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// Seconds the guest may take after reaching init, under TCG on a busy
     /// two-core host.
     pub timeout_s: u64,
@@ -231,7 +235,7 @@ impl Workload {
 
     fn parse(&self, out: &GuestOutput) -> Result<BTreeMap<String, f64>> {
         let t = out.transcript;
-        let mut m = match self.name.as_str() {
+        let mut m = match self.kind() {
             "memory" => parse::memory(t)?,
             "dmabench" => parse::dmabench(t)?,
             "storage" => fio::metrics(t)?,
@@ -243,9 +247,13 @@ impl Workload {
         Ok(m)
     }
 
+    fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(&self.name)
+    }
+
     /// The workload's own correctness: data that came back wrong.
     fn check(&self, out: &GuestOutput) -> Result<()> {
-        match self.name.as_str() {
+        match self.kind() {
             "storage" => fio::check(out.transcript),
             "network" => net::check(out.transcript, out.services),
             "drm" => drm::check(out.transcript, out.dir),

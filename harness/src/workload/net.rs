@@ -8,10 +8,10 @@ use crate::guest::channel::Transcript;
 use std::collections::BTreeMap;
 
 fn iperf(t: &Transcript, section: &str) -> Result<serde_json::Value> {
-    let s = t.section(section).ok_or_else(|| Failure::new(FailureClass::Workload, format!("no `{section}` section")))?;
-    let v: serde_json::Value = serde_json::from_str(&s.lines.join("\n")).map_err(|e| {
-        Failure::new(FailureClass::Workload, format!("{section}: iperf3's JSON does not parse ({e})"))
-    })?;
+    let s =
+        t.section(section).ok_or_else(|| Failure::new(FailureClass::Workload, format!("no `{section}` section")))?;
+    let v: serde_json::Value = serde_json::from_str(&s.lines.join("\n"))
+        .map_err(|e| Failure::new(FailureClass::Workload, format!("{section}: iperf3's JSON does not parse ({e})")))?;
     if let Some(err) = v["error"].as_str() {
         return Err(Failure::new(FailureClass::Workload, format!("{section}: iperf3: {err}")));
     }
@@ -20,7 +20,8 @@ fn iperf(t: &Transcript, section: &str) -> Result<serde_json::Value> {
 
 /// `key: value` lines of bounce-stream's output.
 fn stream_output(t: &Transcript, section: &str) -> Result<BTreeMap<String, String>> {
-    let s = t.section(section).ok_or_else(|| Failure::new(FailureClass::Workload, format!("no `{section}` section")))?;
+    let s =
+        t.section(section).ok_or_else(|| Failure::new(FailureClass::Workload, format!("no `{section}` section")))?;
     Ok(s.lines
         .iter()
         .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
@@ -81,7 +82,11 @@ mod tests {
     use crate::workload::stream::Verdict;
 
     fn transcript(down_result: &str) -> Transcript {
-        let iperf = |bps: f64| format!(r#"{{"start":{{}},"end":{{"sum_sent":{{"bits_per_second":{bps},"retransmits":3}},"sum_received":{{"bits_per_second":{bps}}}}}}}"#);
+        let iperf = |bps: f64| {
+            format!(
+                r#"{{"start":{{}},"end":{{"sum_sent":{{"bits_per_second":{bps},"retransmits":3}},"sum_received":{{"bits_per_second":{bps}}}}}}}"#
+            )
+        };
         Transcript::parse(&format!(
             "@@bounce begin iperf-up\n{}\n@@bounce end iperf-up rc=0\n@@bounce begin iperf-down\n{}\n@@bounce end iperf-down rc=0\n@@bounce begin stream-up\nresult: ok 8388608\nbytes: 8388608\nseconds: 2.0\n@@bounce end stream-up rc=0\n@@bounce begin stream-down\nresult: {down_result}\nbytes: 8388608\nseconds: 4.0\n@@bounce end stream-down rc=0\n",
             iperf(95e6),
@@ -105,11 +110,13 @@ mod tests {
     fn a_corrupted_stream_either_way_fails() {
         let good = Report { stream: vec![verdict("up", "ok 8388608", None), verdict("down", "ok 8388608", None)] };
         assert!(check(&transcript("ok 8388608"), &good).is_ok());
-        let bad_up = Report { stream: vec![verdict("up", "mismatch at 4096", Some(4096)), verdict("down", "ok 8388608", None)] };
+        let bad_up =
+            Report { stream: vec![verdict("up", "mismatch at 4096", Some(4096)), verdict("down", "ok 8388608", None)] };
         let e = check(&transcript("ok 8388608"), &bad_up).unwrap_err();
         assert_eq!(e.class, FailureClass::Correctness);
         assert!(e.message.contains("up stream arrived corrupted: mismatch at 4096"), "{}", e.message);
-        let bad_down = Report { stream: vec![verdict("up", "ok 8388608", None), verdict("down", "mismatch at 77", Some(77))] };
+        let bad_down =
+            Report { stream: vec![verdict("up", "ok 8388608", None), verdict("down", "mismatch at 77", Some(77))] };
         assert!(check(&transcript("mismatch at 77"), &bad_down).unwrap_err().message.contains("down stream"));
         assert_eq!(check(&transcript("ok 1"), &Report::default()).unwrap_err().class, FailureClass::Workload);
     }

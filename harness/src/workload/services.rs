@@ -46,12 +46,18 @@ pub async fn start(services: &[Service], dir: &Path) -> Result<Running> {
                     .stderr(log)
                     .kill_on_drop(true)
                     .spawn()
-                    .map_err(|e| Failure::infra(format!("cannot start the iperf3 server: {e} (is iperf3 installed? `bounce doctor`)")))?;
+                    .map_err(|e| {
+                        Failure::infra(format!(
+                            "cannot start the iperf3 server: {e} (is iperf3 installed? `bounce doctor`)"
+                        ))
+                    })?;
                 r.iperf3 = Some(child);
                 r.cmdline.push(format!("bounce.iperf_port={port}"));
             }
             Service::Stream => {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.infra(|| "cannot bind the stream checker".into())?;
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .infra(|| "cannot bind the stream checker".into())?;
                 let port = l.local_addr().infra(|| "no local address".into())?.port();
                 let v: Verdicts = Default::default();
                 r.stream = Some((tokio::spawn(stream::serve(l, v.clone())), v));

@@ -1,8 +1,11 @@
-//! Shared by the integration tests: the real binary, and one lock so tests
-//! that build kernels or boot guests never run at once (two cores).
+//! Shared by the integration tests: the real binary, one lock so tests
+//! that build kernels or boot guests never run at once (two cores), and a
+//! way to run a matrix and read its stored results.
 
 #![allow(dead_code)]
 
+use bounce::results::CellResult;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,6 +30,11 @@ pub fn heavy_lock() -> bounce::lock::Lock {
 /// QEMU processes whose command line mentions `needle` (the harness puts
 /// each guest's directory there, through -pidfile).
 pub fn qemu_pids_mentioning(needle: &str) -> Vec<i32> {
+    processes_mentioning("qemu-system", needle)
+}
+
+/// Processes whose command line starts with `program` and mentions `needle`.
+pub fn processes_mentioning(program: &str, needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -36,9 +44,108 @@ pub fn qemu_pids_mentioning(needle: &str) -> Vec<i32> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.starts_with("qemu-system") && cmd.contains(needle) {
+        if cmd.starts_with(program) && cmd.contains(needle) {
             out.push(pid);
         }
     }
     out
+}
+
+/// A finished `bounce matrix` and what it stored.
+pub struct MatrixRun {
+    pub out: String,
+    pub err: String,
+    pub code: Option<i32>,
+    /// Holds the matrix file and the results.
+    pub dir: tempfile::TempDir,
+    pub run_dir: PathBuf,
+    pub cells: BTreeMap<String, CellResult>,
+}
+
+impl MatrixRun {
+    pub fn cell(&self, id: &str) -> &CellResult {
+        self.cells.get(id).unwrap_or_else(|| panic!("no cell {id}; have {:?}", self.cells.keys()))
+    }
+
+    /// The median of a metric over the cell's passing boots.
+    pub fn value(&self, id: &str, metric: &str) -> f64 {
+        let c = self.cell(id);
+        let m = c.metrics.get(metric).unwrap_or_else(|| panic!("{id}: no metric {metric}; has {:?}", c.metrics.keys()));
+        bounce::stats::median(&m.values()).unwrap()
+    }
+
+    /// A guest file of the cell's first boot (console.log, channel.log, ...).
+    pub fn guest_file(&self, id: &str, file: &str) -> String {
+        let c = self.cell(id);
+        std::fs::read_to_string(self.run_dir.join(&c.reps[0].guest_dir).join(file)).unwrap()
+    }
+
+    /// Every cell passed, or the whole output to see why not.
+    pub fn assert_all_passed(&self) {
+        for c in self.cells.values() {
+            assert!(
+                c.status() == bounce::results::Status::Pass,
+                "{} failed: {:?}\n{}\n{}",
+                c.key.id(),
+                c.worst_failure(),
+                self.out,
+                self.err
+            );
+        }
+    }
+}
+
+/// Write `yaml` as a matrix and run it (in the project at `project`, or
+/// this checkout), then read the one run directory it made.
+pub fn run_matrix_in(project: Option<&Path>, yaml: &str, extra: &[&str]) -> MatrixRun {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("matrix.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let results = dir.path().join("results");
+    let mut cmd = bounce();
+    cmd.args(["matrix", "--matrix"]).arg(&file).arg("--results").arg(&results).args(extra);
+    if let Some(p) = project {
+        cmd.env("BOUNCE_ROOT", p);
+    }
+    let o = cmd.output().unwrap();
+    let (out, err) = text(&o);
+    assert!(
+        qemu_pids_mentioning(&results.display().to_string()).is_empty(),
+        "QEMU left running after the matrix:\n{err}"
+    );
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("runs"))
+        .unwrap_or_else(|e| panic!("no run directory ({e}):\n{out}\n{err}"))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1, "one run directory expected");
+    let run = bounce::results::store::RunDir::open(&runs[0]).unwrap();
+    let cells = run.read_cells().unwrap().into_iter().map(|c| (c.key.id(), c)).collect();
+    MatrixRun { out, err, code: o.status.code(), dir, run_dir: runs[0].clone(), cells }
+}
+
+pub fn run_matrix(yaml: &str) -> MatrixRun {
+    run_matrix_in(None, yaml, &[])
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A copy of the project's data folders, to add test-only workloads,
+/// profiles or variants to.
+pub fn project_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["kernels", "profiles", "rootfs", "workloads"] {
+        copy_dir(&root().join(d), &dir.path().join(d));
+    }
+    dir
 }
