@@ -161,9 +161,8 @@ impl Profile {
                 None => words.push(w.to_string()),
             }
         }
-        let mut value: Option<String> = sized.or_else(|| {
-            self.swiotlb.default_pool.as_ref().map(|r| r.nslabs(self.memory_mib).to_string())
-        });
+        let mut value: Option<String> =
+            sized.or_else(|| self.swiotlb.default_pool.as_ref().map(|r| r.nslabs(self.memory_mib).to_string()));
         if self.swiotlb.force {
             value = Some(match value {
                 Some(v) if !v.split(',').any(|p| p == "force") => format!("{v},force"),
