@@ -6,3 +6,4 @@ pub mod cmd;
 pub mod env;
 pub mod sev;
 pub mod tools;
+pub mod apt;

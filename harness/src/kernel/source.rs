@@ -62,8 +62,8 @@ pub fn prepare(cache: &Path, source: &Source) -> Result<SourceTree> {
 }
 
 /// The candidate version apt would download; local, no network.
-fn candidate_version(pkg: &str) -> Result<String> {
-    let out = cmd::stdout(Command::new("apt-cache").args(["show", "--no-all-versions", pkg]))?;
+fn candidate_version(cache: &Path, pkg: &str) -> Result<String> {
+    let out = crate::host::apt::query(cache, &["show".into(), "--no-all-versions".into(), pkg.into()])?;
     out.lines().find_map(|l| l.strip_prefix("Version: ")).map(|v| v.trim().to_string()).ok_or_else(|| {
         Failure::infra(format!("apt knows no package `{pkg}`: run `apt-get update` (as root) and check the name"))
     })
@@ -71,11 +71,11 @@ fn candidate_version(pkg: &str) -> Result<String> {
 
 fn debian(cache: &Path, pkg: &str) -> Result<SourceTree> {
     // A fresh machine has no package lists; root can fetch them.
-    let version = match candidate_version(pkg) {
+    let version = match candidate_version(cache, pkg) {
         Err(_) if crate::host::tools::may_install() => {
             crate::ui::line("apt knows no kernel source package yet: running apt-get update");
             cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
-            candidate_version(pkg)?
+            candidate_version(cache, pkg)?
         }
         v => v?,
     };

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `PKG:ARCH` at the version apt would install.
-fn version(pkg: &str, arch: &str) -> Result<String> {
-    let out = cmd::stdout(Command::new("apt-cache").args(["show", "--no-all-versions"]).arg(format!("{pkg}:{arch}")))
+fn version(cache: &Path, pkg: &str, arch: &str) -> Result<String> {
+    let out = crate::host::apt::query(cache, &["show".into(), "--no-all-versions".into(), format!("{pkg}:{arch}")])
         .map_err(|_| {
             Failure::infra(format!(
                 "apt knows no {pkg} for {arch}: run `dpkg --add-architecture {arch} && apt-get update` (as root; `bounce doctor` does it)"
@@ -27,7 +27,7 @@ fn version(pkg: &str, arch: &str) -> Result<String> {
 pub fn unpacked(cache: &Path, arch: &str, packages: &[String]) -> Result<PathBuf> {
     let mut pinned: Vec<String> = Vec::new();
     for p in packages {
-        pinned.push(format!("{p}:{arch}={}", version(p, arch)?));
+        pinned.push(format!("{p}:{arch}={}", version(cache, p, arch)?));
     }
     pinned.sort();
     pinned.dedup();

@@ -9,7 +9,7 @@
 
 use super::debian;
 use crate::failure::{Classify, Failure, Result};
-use crate::host::cmd;
+use crate::host::{apt, cmd};
 use crate::kernel::arch::Arch;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[("fio", "fio"), ("iperf3", "iperf3")];
 
 /// The image for `arch`, built once per set of package versions.
 pub fn image(cache: &Path, arch: &Arch) -> Result<PathBuf> {
-    let packages = closure(&arch.debian_arch, &PROGRAMS.iter().map(|p| p.1.to_string()).collect::<Vec<_>>())?;
+    let packages = closure(cache, &arch.debian_arch, &PROGRAMS.iter().map(|p| p.1.to_string()).collect::<Vec<_>>())?;
     let unpacked = debian::unpacked(cache, &arch.debian_arch, &packages)?;
     let key = {
         let mut h = blake3::Hasher::new();
@@ -102,18 +102,19 @@ pub fn image(cache: &Path, arch: &Arch) -> Result<PathBuf> {
 /// transitively (Depends and Pre-Depends, first of each alternative). Only
 /// packages in Debian's `libs` section are followed: the rest (python3,
 /// perl, debconf) are scripts and setup that the binaries never load.
-fn closure(arch: &str, top: &[String]) -> Result<Vec<String>> {
+fn closure(cache: &Path, arch: &str, top: &[String]) -> Result<Vec<String>> {
     let mut seen: BTreeSet<String> = top.iter().cloned().collect();
     let mut queue: VecDeque<String> = top.iter().cloned().collect();
     while !queue.is_empty() {
         let batch: Vec<String> = queue.drain(..).collect();
         let mut found: Vec<String> = Vec::new();
-        let out = cmd::stdout(
-            Command::new("apt-cache")
-                .args(["depends", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks"])
-                .args(["--no-replaces", "--no-enhances"])
-                .args(batch.iter().map(|p| format!("{p}:{arch}"))),
-        )?;
+        let mut args: Vec<String> = ["depends", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks"]
+            .iter()
+            .chain(&["--no-replaces", "--no-enhances"])
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(batch.iter().map(|p| format!("{p}:{arch}")));
+        let out = apt::query(cache, &args)?;
         let mut alternative = false;
         for line in out.lines() {
             let t = line.trim_start();
@@ -137,7 +138,7 @@ fn closure(arch: &str, top: &[String]) -> Result<Vec<String>> {
                 found.push(name);
             }
         }
-        for name in libraries_among(arch, &found)? {
+        for name in libraries_among(cache, arch, &found)? {
             seen.insert(name.clone());
             queue.push_back(name);
         }
@@ -146,13 +147,13 @@ fn closure(arch: &str, top: &[String]) -> Result<Vec<String>> {
 }
 
 /// The packages of `names` that Debian files under a `libs` section.
-fn libraries_among(arch: &str, names: &[String]) -> Result<Vec<String>> {
+fn libraries_among(cache: &Path, arch: &str, names: &[String]) -> Result<Vec<String>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let out = cmd::stdout(
-        Command::new("apt-cache").args(["show", "--no-all-versions"]).args(names.iter().map(|p| format!("{p}:{arch}"))),
-    )?;
+    let mut args = vec!["show".to_string(), "--no-all-versions".to_string()];
+    args.extend(names.iter().map(|p| format!("{p}:{arch}")));
+    let out = apt::query(cache, &args)?;
     let mut libs = Vec::new();
     let mut package: Option<&str> = None;
     for line in out.lines() {
