@@ -281,6 +281,51 @@ pub fn cache_table(entries: &[Listed]) -> String {
     format!("{t}\n{} entries\n", entries.len())
 }
 
+/// Every cell's correctness verdict and its bounce evidence: what went
+/// through swiotlb, what the kernel log said, and whether the data came
+/// back as it was sent.
+pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
+    let mut t = Table::new();
+    if markdown {
+        t.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
+    } else {
+        t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    }
+    t.set_header(vec!["cell", "boots", "bounced (median)", "pool growth", "kernel log", "verdict"]);
+    for c in cells {
+        let passed = c.reps.iter().filter(|r| r.status == Status::Pass).count();
+        let median = |m: &str| {
+            c.metrics.iter().find(|(k, _)| k.ends_with(&format!(".{m}"))).and_then(|(_, v)| stats::median(&v.values()))
+        };
+        let bounced = median("bounced_bytes")
+            .map(|b| bytesize::ByteSize(b as u64).to_string())
+            .or_else(|| median("used_hiwater_slabs").map(|h| format!("hiwater {h:.0} slabs")))
+            .unwrap_or_else(|| "-".into());
+        let growth = median("pool_growth_slabs").map(|g| format!("+{g:.0} slabs")).unwrap_or_else(|| "-".into());
+        let findings: Vec<&crate::workload::checks::Finding> = c.reps.iter().flat_map(|r| &r.log_findings).collect();
+        let expected = findings.iter().filter(|f| f.expected_because.is_some()).count();
+        let log = match (findings.len() - expected, expected) {
+            (0, 0) => "clean".to_string(),
+            (0, e) => format!("{e} expected lines"),
+            (u, _) => format!("{u} FINDINGS"),
+        };
+        let verdict = match (c.status(), c.failed_as_expected(), c.worst_failure()) {
+            (Status::Pass, _, _) if c.expected_failure.is_some() => "pass (XPASS)".to_string(),
+            (Status::Pass, _, _) => "pass".to_string(),
+            (_, true, Some(f)) => format!("XFAIL [{}]", f.class),
+            (_, _, Some(f)) => format!("FAIL [{}]", f.class),
+            _ => "FAIL".to_string(),
+        };
+        let id = if c.emulated { format!("{} [emulated]", c.key.id()) } else { c.key.id() };
+        t.add_row(vec![id, format!("{passed}/{}", c.reps.len()), bounced, growth, log, verdict]);
+    }
+    if markdown {
+        format!("### correctness, cell by cell\n\n{t}\n")
+    } else {
+        format!("correctness, cell by cell\n{t}\n")
+    }
+}
+
 /// The whole report for a run.
 pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, markdown: bool) -> String {
     let mut out = String::new();
@@ -297,6 +342,8 @@ pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, mark
         out.push_str(&render(&title, &rows, markdown));
         out.push('\n');
     }
+    out.push_str(&verdicts(cells, markdown));
+    out.push('\n');
     let status = status(cells).0;
     if markdown {
         out.push_str(&format!("```\n{status}```\n"));
