@@ -190,6 +190,7 @@ async fn drive(
     let mut shutdown: Option<String> = None;
     let mut exited: Option<std::process::ExitStatus> = None;
     let mut timed_out = false;
+    let mut stopped = false;
     let (mut signals_open, mut events_open) = (true, true);
     loop {
         let deadline = match ready_at {
@@ -223,6 +224,10 @@ async fn drive(
                         panicked = true;
                         break;
                     }
+                    // QEMU paused the guest (a host I/O error on a drive,
+                    // say): it will never report, waiting would only burn
+                    // the timeout.
+                    "STOP" => { stopped = true; break; }
                     _ => {}
                 },
                 None => events_open = false,
@@ -272,6 +277,12 @@ async fn drive(
         } else {
             Failure::new(FailureClass::Boot, format!("kernel panicked before init: {what} (console: {console_path})"))
         });
+    }
+    if stopped {
+        return Err(Failure::infra(format!(
+            "QEMU paused the guest (QMP STOP; see {} and the console: {console_path})",
+            stderr_path.display()
+        )));
     }
     if timed_out {
         return Err(if ready {

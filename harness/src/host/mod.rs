@@ -2,8 +2,8 @@
 //! the facts about it that every result records.
 
 pub mod accel;
+pub mod apt;
 pub mod cmd;
 pub mod env;
 pub mod sev;
 pub mod tools;
-pub mod apt;

@@ -214,7 +214,21 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         let accel = &accels[&m.profiles[&key.profile].arch];
         let boot = run_one(&m, &prepared, accel, &run, key, *rep, &label);
         let rep_result = tokio::select! {
-            r = boot => r?,
+            // A guest that could not even be set up is this boot's
+            // infrastructure failure, not the end of the run.
+            r = boot => r.unwrap_or_else(|f| {
+                let (_, rel) = run.guest_dir(&key.id(), *rep);
+                let failed = RepResult {
+                    rep: *rep,
+                    status: Status::Fail,
+                    failure: Some(f),
+                    boot_s: None,
+                    total_s: 0.0,
+                    guest_dir: rel,
+                    log_findings: Vec::new(),
+                };
+                (failed, BTreeMap::new())
+            }),
             _ = &mut ctrl_c => {
                 // Dropping the boot future kills its QEMU (process group).
                 ui::line("interrupted: stopping; finished cells are saved");

@@ -211,6 +211,39 @@ mod tests {
         assert!(f.message.starts_with("kernel log (swiotlb-full): [    9.843071] map_benchmark"), "{}", f.message);
     }
 
+    fn fixture(name: &str) -> Vec<String> {
+        let p = crate::paths::project_root().join("harness/src/workload/fixtures").join(name);
+        std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect()
+    }
+
+    fn load(name: &str) -> Workload {
+        Workload::load(&crate::paths::project_root(), name).unwrap()
+    }
+
+    /// Whole kernel logs of real guests of this harness (6.12, TCG).
+    #[test]
+    fn real_logs_healthy_or_with_declared_lines_have_no_unexpected_finding() {
+        for (file, workload, dynamic) in [
+            ("dmesg-x86-storage-clean.txt", "storage", true),
+            ("dmesg-arm64-network-clean.txt", "network", true),
+            ("dmesg-x86-oom-probe.txt", "memory", true),
+            ("dmesg-x86-fixed-pool-full.txt", "dmabench", false),
+        ] {
+            let found = scan_log(&fixture(file), &load(workload), dynamic);
+            let unexpected: Vec<&Finding> = found.iter().filter(|f| f.expected_because.is_none()).collect();
+            assert!(unexpected.is_empty(), "{file}: {unexpected:?}");
+        }
+        // The OOM probe's kills are found, and declared.
+        let oom = scan_log(&fixture("dmesg-x86-oom-probe.txt"), &load("memory"), true);
+        assert!(oom.iter().filter(|f| f.rule == "oom-kill").count() >= 2, "{oom:?}");
+        // Another workload has not declared them: there they fail the cell.
+        let oom = scan_log(&fixture("dmesg-x86-oom-probe.txt"), &load("storage"), true);
+        assert!(oom.iter().any(|f| f.rule == "oom-kill" && f.expected_because.is_none()));
+        // A full pool is what a fixed kernel does; a dynamic one must grow.
+        let full = scan_log(&fixture("dmesg-x86-fixed-pool-full.txt"), &load("dmabench"), true);
+        assert!(full.iter().any(|f| f.rule == "swiotlb-full" && f.expected_because.is_none()));
+    }
+
     #[test]
     fn io_errors_and_oopses_are_findings() {
         let w = Workload::load(&crate::paths::project_root(), "storage").unwrap();
