@@ -166,8 +166,10 @@ expect_fail:
 /// runs what it is given and the guest powers off when it exits.
 #[test]
 fn bounce_boot_gives_a_shell_in_the_guest() {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let _lock = heavy_lock();
+    let o = bounce().args(["build", "6.12-dynamic", "--arch", "x86_64"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
     let mut child = bounce()
         .args(["boot", "6.12-dynamic", "--profile", "dma32", "--accel", "tcg"])
         .stdin(std::process::Stdio::piped())
@@ -175,12 +177,30 @@ fn bounce_boot_gives_a_shell_in_the_guest() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The shell reads these once it starts; the UART buffers them till then.
+    // Collect the console as it comes; type once the shell's prompt shows.
+    let console = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = console.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !console.lock().unwrap().contains("/ # ") {
+        assert!(std::time::Instant::now() < deadline, "no shell prompt:\n{}", console.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(20));
     stdin.write_all(b"echo hello-from-$(uname -m); cat /sys/kernel/debug/swiotlb/io_tlb_nslabs; exit\n").unwrap();
     let o = child.wait_with_output().unwrap();
-    let (out, err) = text(&o);
+    reader.join().unwrap();
+    let out = console.lock().unwrap().clone();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(out.contains("hello-from-x86_64"), "{out}\n{err}");
     assert!(out.contains("32768"), "{out}");
     assert!(err.contains("booting 6.12-dynamic on dma32"), "{err}");
