@@ -9,8 +9,13 @@ workload_main() {
 	bytes=$((${BOUNCE_STREAM_MIB:-8} * 1048576))
 	section stream-up bounce-stream up $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $bytes
 	section stream-down bounce-stream down $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $bytes
-	# Down again: the driver unmaps its rings, so io_tlb_used can return
-	# to its boot value and a leak shows.
-	for i in /sys/class/net/*; do [ "${i##*/}" = lo ] || ip link set "${i##*/}" down; done
+	# Unbind the NIC's driver: removing the device unmaps every buffer it
+	# holds (virtio-net keeps its receive ring mapped while down), so
+	# io_tlb_used must return to its boot value and a leak shows.
+	for i in /sys/class/net/*; do
+		[ "${i##*/}" = lo ] && continue
+		dev=$(readlink -f "$i/device")
+		echo "${dev##*/}" > "$dev/driver/unbind"
+	done
 	return 0
 }
