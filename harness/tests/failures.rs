@@ -50,7 +50,15 @@ fn project_with_bad_parts() -> tempfile::TempDir {
     );
     let p = dir.path().join("profiles");
     let dma32 = std::fs::read_to_string(p.join("dma32.yaml")).unwrap();
-    std::fs::write(p.join("dma32-mute.yaml"), format!("{dma32}cmdline: [\"8250.nr_uarts=0\"]\n")).unwrap();
+    // Mute and hung: no UART at all, and an init that sleeps instead of
+    // running the workload, so neither the console nor the results channel
+    // ever says a word (a mute guest whose init powers off would stop
+    // before the timeout instead, depending on the host's speed).
+    std::fs::write(
+        p.join("dma32-mute.yaml"),
+        format!("{dma32}cmdline: [\"8250.nr_uarts=0\", \"rdinit=/bin/busybox\", \"sleep\", \"3600\"]\n"),
+    )
+    .unwrap();
     std::fs::write(p.join("dma32-noinit.yaml"), format!("{dma32}cmdline: [\"rdinit=/no-such-init\"]\n")).unwrap();
     dir
 }
@@ -129,20 +137,12 @@ fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::p
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-    loop {
-        assert!(std::time::Instant::now() < deadline, "the stalling guest never started");
-        if let Some(status) = child.try_wait().unwrap() {
-            let o = child.wait_with_output().unwrap();
-            panic!("bounce exited ({status}) before the guest stalled:\n{}\n{}", text(&o).0, text(&o).1);
-        }
-        if let Some(pid) = qemu_pids_mentioning("bounce.workload=hang").first() {
-            // Let it get past boot into the workload.
-            std::thread::sleep(std::time::Duration::from_secs(8));
-            return (child, *pid);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let pid = wait_for(&mut child, 600, "the stalling guest to start", || {
+        qemu_pids_mentioning("bounce.workload=hang").first().copied()
+    });
+    // Let it get past boot into the workload.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    (child, pid)
 }
 
 fn write_matrix(project: &Path, workloads: &str) -> std::path::PathBuf {
