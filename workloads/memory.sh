@@ -15,7 +15,10 @@ oom_headroom() {
 		mid=$(((lo + hi) / 2))
 		sync
 		echo 3 > /proc/sys/vm/drop_caches
-		if bounce-eat "$mid" 2>/dev/null; then
+		# A kill counts only if it repeats: near the limit the OOM killer
+		# can fire while reclaim is still catching up, and one early kill
+		# would bias the whole bisection low.
+		if bounce-eat "$mid" 2>/dev/null || { sync; echo 3 > /proc/sys/vm/drop_caches; bounce-eat "$mid" 2>/dev/null; }; then
 			echo "try $mid ok"
 			lo=$mid
 		else
