@@ -143,18 +143,12 @@ fn an_interrupted_build_leaves_no_entry_and_the_next_run_completes_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until make runs, then kill the harness outright.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    loop {
-        assert!(std::time::Instant::now() < deadline, "the build never started compiling");
-        assert!(child.try_wait().unwrap().is_none(), "the build finished before it could be interrupted");
-        // Well inside an incremental build, which takes a minute or more.
-        if !processes_mentioning("make", &tree.display().to_string()).is_empty() {
-            std::thread::sleep(std::time::Duration::from_secs(5));
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    // Wait until make runs (well inside an incremental build, which takes
+    // a minute or more), then kill the harness outright.
+    wait_for(&mut child, 300, "make to start", || {
+        (!processes_mentioning("make", &tree.display().to_string()).is_empty()).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(5));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     // make follows the harness (parent-death signal); its compilers finish their file.

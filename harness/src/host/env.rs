@@ -32,6 +32,10 @@ pub struct RunEnv {
     /// How each profile makes DMA bounce, and whether it imitates hardware.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileNote>,
+    /// The comparisons the report draws, kept with the run so a stored run
+    /// reports the same tables whatever later happens to its matrix file.
+    #[serde(default)]
+    pub compare: Vec<crate::matrix::Comparison>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

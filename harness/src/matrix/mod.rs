@@ -114,7 +114,7 @@ impl SwiotlbSetting {
 }
 
 /// "Put `base` and `new` side by side along `axis`, all else equal."
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
     pub axis: String,

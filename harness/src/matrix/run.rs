@@ -201,6 +201,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             .values()
             .map(|p| (p.name.clone(), ProfileNote { bounces_because: p.bounces_because.clone(), emulated: p.emulated }))
             .collect(),
+        compare: m.compare.clone(),
     })?;
     ui::line(format!("results: {}", run.path.display()));
 

@@ -218,8 +218,13 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
 /// of its matrix, and the failed cells.
 pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) -> Result<String> {
     let env = run.read_env()?;
-    let m = Matrix::load(root, Path::new(&env.matrix_file))?;
-    Ok(full(cells, &m.compare, &header(run, &env), markdown))
+    let compare = if env.compare.is_empty() {
+        // A run stored before comparisons were kept with it.
+        Matrix::load(root, Path::new(&env.matrix_file))?.compare
+    } else {
+        env.compare.clone()
+    };
+    Ok(full(cells, &compare, &header(run, &env), markdown))
 }
 
 fn header(run: &RunDir, env: &RunEnv) -> String {

@@ -128,6 +128,26 @@ pub fn run_matrix(yaml: &str) -> MatrixRun {
     run_matrix_in(None, yaml, &[])
 }
 
+/// Poll `probe` every 200 ms until it yields, for at most `secs`; the
+/// child must still be running meanwhile (its stderr says why it is not).
+pub fn wait_for<T>(child: &mut std::process::Child, secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "waited {secs} s for {what}");
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the child exited ({status}) while waiting for {what}:\n{err}");
+        }
+        if let Some(v) = probe() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
