@@ -5,6 +5,14 @@ workload_main() {
 	section oom oom_headroom
 }
 
+# Take $1 MiB after dropping the page cache; fails if the OOM killer
+# ends it.
+eat() {
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	bounce-eat "$1" 2>/dev/null
+}
+
 # Bisect on the size bounce-eat can take and touch: it either exits 0 or
 # is killed by the OOM killer (no swap here).
 oom_headroom() {
@@ -13,12 +21,10 @@ oom_headroom() {
 	step=${BOUNCE_OOM_STEP_MIB:-4}
 	while [ $((hi - lo)) -gt "$step" ]; do
 		mid=$(((lo + hi) / 2))
-		sync
-		echo 3 > /proc/sys/vm/drop_caches
 		# A kill counts only if it repeats: near the limit the OOM killer
 		# can fire while reclaim is still catching up, and one early kill
 		# would bias the whole bisection low.
-		if bounce-eat "$mid" 2>/dev/null || { sync; echo 3 > /proc/sys/vm/drop_caches; bounce-eat "$mid" 2>/dev/null; }; then
+		if eat "$mid" || eat "$mid"; then
 			echo "try $mid ok"
 			lo=$mid
 		else

@@ -123,10 +123,7 @@ fn data_corrupted_behind_fio_s_back_fails_the_cell_as_correctness() {
 
 /// Start `bounce matrix` and wait until the stalling guest's QEMU runs.
 fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::process::Child, i32) {
-    // The kernel first (a cold cache builds it for minutes), so the wait
-    // below is for the guest alone.
-    let o = bounce().args(["build", "6.12-fixed", "--arch", "x86_64"]).env("BOUNCE_ROOT", project).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o).1);
+    build_x86_64_first("6.12-fixed", Some(project));
     let mut child = bounce()
         .args(["matrix", "--accel", "tcg", "--matrix"])
         .arg(matrix)

@@ -127,8 +127,7 @@ fn source_tree() -> std::path::PathBuf {
 fn an_interrupted_build_leaves_no_entry_and_the_next_run_completes_it() {
     let _lock = heavy_lock();
     // The base first: its warm build directory is what the patch builds in.
-    let o = bounce().args(["build", "6.12-dynamic", "--arch", "x86_64"]).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o).1);
+    build_x86_64_first("6.12-dynamic", None);
     let cache = bounce::paths::cache_root();
     let tree = source_tree();
     let pristine = bounce::kernel::series::PatchableTree::new(&tree).pristine("kernel/dma/swiotlb.c").unwrap();

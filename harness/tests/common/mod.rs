@@ -128,6 +128,18 @@ pub fn run_matrix(yaml: &str) -> MatrixRun {
     run_matrix_in(None, yaml, &[])
 }
 
+/// Build an x86_64 kernel before a test waits on something timed: a cold
+/// cache builds it for minutes, and the wait is meant for the guest alone.
+pub fn build_x86_64_first(variant: &str, project: Option<&Path>) {
+    let mut c = bounce();
+    c.args(["build", variant, "--arch", "x86_64"]);
+    if let Some(p) = project {
+        c.env("BOUNCE_ROOT", p);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
 /// Poll `probe` every 200 ms until it yields, for at most `secs`; the
 /// child must still be running meanwhile (its stderr says why it is not).
 pub fn wait_for<T>(child: &mut std::process::Child, secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
