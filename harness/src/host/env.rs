@@ -35,7 +35,7 @@ pub struct RunEnv {
     /// The comparisons the report draws, kept with the run so a stored run
     /// reports the same tables whatever later happens to its matrix file.
     #[serde(default)]
-    pub compare: Vec<crate::matrix::Comparison>,
+    pub compare: Vec<crate::results::Comparison>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

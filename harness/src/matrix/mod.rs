@@ -9,6 +9,7 @@ use crate::kernel::arch::Arch;
 use crate::kernel::series::{Series, SeriesSource};
 use crate::kernel::variant::Variant;
 use crate::results::CellKey;
+pub use crate::results::{Axis, Comparison, ExpectedFailure};
 use crate::workload::Workload;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -43,16 +44,6 @@ pub struct MatrixFile {
     /// under TCG, which a busy two-core host needs).
     #[serde(default)]
     pub boot_timeout_s: Option<u64>,
-}
-
-/// Cells (a glob over `KERNEL.PROFILE.WORKLOAD.SWIOTLB`) that are expected
-/// to fail with this class.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectedFailure {
-    pub cells: String,
-    pub class: crate::failure::FailureClass,
-    pub why: String,
 }
 
 impl Matrix {
@@ -111,15 +102,6 @@ impl SwiotlbSetting {
             }
         }
     }
-}
-
-/// "Put `base` and `new` side by side along `axis`, all else equal."
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Comparison {
-    pub axis: String,
-    pub base: String,
-    pub new: String,
 }
 
 /// A loaded and checked matrix, with everything it names loaded too.
@@ -199,14 +181,19 @@ impl Matrix {
                 for upto in steps {
                     let d = v.with_series(&series, upto);
                     if entry.per_patch {
-                        compare.push(Comparison { axis: "kernel".into(), base: prev.clone(), new: d.name.clone() });
+                        compare.push(Comparison {
+                            axis: Axis::Kernel,
+                            base: prev.clone(),
+                            new: d.name.clone(),
+                            gate: true,
+                        });
                     }
                     prev = d.name.clone();
                     kernels.push(d.name.clone());
                     variants.insert(d.name.clone(), d);
                 }
                 let full = v.with_series(&series, None).name;
-                let whole = Comparison { axis: "kernel".into(), base: base.clone(), new: full };
+                let whole = Comparison { axis: Axis::Kernel, base: base.clone(), new: full, gate: true };
                 if !compare.contains(&whole) {
                     compare.push(whole);
                 }
@@ -255,17 +242,11 @@ impl Matrix {
             }
         }
         for c in &compare {
-            let values: Vec<&String> = match c.axis.as_str() {
-                "kernel" => kernels.iter().collect(),
-                "profile" => spec.profiles.iter().collect(),
-                "workload" => spec.workloads.iter().collect(),
-                "swiotlb" => spec.swiotlb.keys().collect(),
-                other => {
-                    return Err(at(
-                        &format!("axis: {other}"),
-                        format!("compare: unknown axis `{other}` (kernel, profile, workload, swiotlb)"),
-                    ))
-                }
+            let values: Vec<&String> = match c.axis {
+                Axis::Kernel => kernels.iter().collect(),
+                Axis::Profile => spec.profiles.iter().collect(),
+                Axis::Workload => spec.workloads.iter().collect(),
+                Axis::Swiotlb => spec.swiotlb.keys().collect(),
             };
             for v in [&c.base, &c.new] {
                 if !values.contains(&v) {
@@ -369,7 +350,7 @@ mod tests {
         assert!(skipped.is_empty());
         assert_eq!(cells[0].kernel, "6.12-fixed");
         assert_eq!(cells[1].kernel, "6.12-dynamic");
-        assert_eq!(cells[0].with_axis("kernel", "6.12-dynamic"), cells[1]);
+        assert_eq!(cells[0].with_axis(Axis::Kernel, "6.12-dynamic"), cells[1]);
         let sched = m.schedule(&cells);
         assert_eq!(sched.len(), 16);
         assert_eq!(sched[8], (cells[0].clone(), 1));

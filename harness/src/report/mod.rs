@@ -5,121 +5,14 @@ use crate::failure::{FailureClass, Result};
 use crate::host::accel::Accel;
 use crate::host::env::RunEnv;
 use crate::kernel::cache::{BuildMeta, Listed};
-use crate::matrix::{Comparison, Matrix};
+use crate::matrix::Matrix;
 use crate::results::store::RunDir;
-use crate::results::{Better, CellResult, Status};
-use crate::stats;
-use comfy_table::{presets, Cell, ContentArrangement, Table};
-use std::collections::BTreeMap;
+use crate::results::{CellResult, Status};
+use crate::stats::compare::{GateOutcome, Table};
+use crate::stats::noise::NoiseTable;
+use crate::stats::{self, NoiseSource, Verdict};
+use comfy_table::{presets, Cell, ContentArrangement};
 use std::path::Path;
-
-/// Below this relative change a difference is called noise even when the
-/// interval excludes zero: TCG guests on a shared host wobble by percents.
-pub const NOISE_PCT: f64 = 3.0;
-const CI_LEVEL: f64 = 0.95;
-/// Significance level of Welch's t-test; with the CI this is criterion's
-/// rule: a change needs both p < ALPHA and an interval beyond the noise.
-pub const ALPHA: f64 = 0.05;
-const BOOTSTRAP_ITERATIONS: usize = 4000;
-
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub profile: String,
-    pub workload: String,
-    pub context: String,
-    pub metric: String,
-    pub unit: String,
-    pub base: Option<(f64, usize)>,
-    pub new: Option<(f64, usize)>,
-    pub delta_pct: Option<f64>,
-    pub ci: Option<(f64, f64)>,
-    pub p: Option<f64>,
-    pub verdict: String,
-}
-
-/// Rows for one comparison: every pair of cells equal on all other axes.
-pub fn compare(cells: &[CellResult], c: &Comparison) -> Vec<Row> {
-    let by_key: BTreeMap<_, _> = cells.iter().map(|cell| (cell.key.clone(), cell)).collect();
-    let mut rows = Vec::new();
-    for base in cells.iter().filter(|cell| cell.key.axis(&c.axis) == Some(c.base.as_str())) {
-        let Some(new) = by_key.get(&base.key.with_axis(&c.axis, &c.new)) else {
-            continue;
-        };
-        let context = ["kernel", "swiotlb"]
-            .iter()
-            .filter(|a| **a != c.axis)
-            .map(|a| format!("{a}={}", base.key.axis(a).unwrap()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let names: std::collections::BTreeSet<&String> = base.metrics.keys().chain(new.metrics.keys()).collect();
-        for name in names {
-            let decl = base.metrics.get(name).or_else(|| new.metrics.get(name)).unwrap().decl.clone();
-            let bv = base.metrics.get(name).map(|m| m.values()).unwrap_or_default();
-            let nv = new.metrics.get(name).map(|m| m.values()).unwrap_or_default();
-            let bm = stats::median(&bv);
-            let nm = stats::median(&nv);
-            let delta = bm.zip(nm).and_then(|(b, n)| stats::delta_pct(b, n));
-            let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-            let ci = stats::bootstrap_delta_ci(&bv, &nv, CI_LEVEL, BOOTSTRAP_ITERATIONS, seed);
-            let p = stats::welch_p(&bv, &nv);
-            let verdict = verdict(decl.better, bm, nm, ci, p, bv.len().min(nv.len()));
-            rows.push(Row {
-                profile: if base.emulated {
-                    format!("{} [emulated]", base.key.profile)
-                } else {
-                    base.key.profile.clone()
-                },
-                workload: base.key.workload.clone(),
-                context: context.clone(),
-                metric: name.split_once('.').map(|(_, m)| m.to_string()).unwrap_or(name.clone()),
-                unit: decl.unit.clone(),
-                base: bm.map(|m| (m, bv.len())),
-                new: nm.map(|m| (m, nv.len())),
-                delta_pct: delta,
-                ci,
-                p,
-                verdict,
-            });
-        }
-    }
-    rows
-}
-
-fn verdict(
-    better: Better,
-    b: Option<f64>,
-    n: Option<f64>,
-    ci: Option<(f64, f64)>,
-    p: Option<f64>,
-    n_min: usize,
-) -> String {
-    let (Some(b), Some(n)) = (b, n) else {
-        return "missing".into();
-    };
-    if better == Better::None {
-        return if b == n { "same".into() } else { "changed".into() };
-    }
-    let Some(p) = p else {
-        return if n_min < 2 { "n<2".into() } else { "-".into() };
-    };
-    if p >= ALPHA {
-        return "~".into();
-    }
-    // With a zero base there is no relative change; significance decides.
-    let up = match ci {
-        Some((lo, _)) if lo > NOISE_PCT => true,
-        Some((_, hi)) if hi < -NOISE_PCT => false,
-        Some(_) => return "~".into(),
-        None if b == 0.0 && n != b => n > b,
-        None => return "~".into(),
-    };
-    let good = up == (better == Better::Higher);
-    if good {
-        "better".into()
-    } else {
-        "worse".into()
-    }
-}
 
 fn fmt_value(v: f64) -> String {
     if v.abs() >= 1000.0 || v.fract() == 0.0 {
@@ -131,56 +24,109 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-fn signed(v: f64) -> String {
-    if v > 0.0 {
-        format!("+{}", fmt_value(v))
-    } else {
-        fmt_value(v)
-    }
+fn pct(v: Option<f64>) -> String {
+    v.map(|d| format!("{d:+.1}%")).unwrap_or("-".into())
 }
 
-pub fn render(title: &str, rows: &[Row], markdown: bool) -> String {
-    let mut t = Table::new();
-    if markdown {
-        t.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
-    } else {
-        t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
-    }
+fn new_table(markdown: bool) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    let style = if markdown { presets::ASCII_MARKDOWN } else { presets::UTF8_FULL_CONDENSED };
+    t.load_style(style).set_content_arrangement(ContentArrangement::Disabled);
+    t
+}
+
+/// One comparison as a table. `*` marks gated metrics; `thr` is the change
+/// a verdict must exceed (the metric's floor or its calibrated noise, `~`
+/// when that noise is only what these samples show); `MDE` the smallest
+/// change these boots detect, `n/a` where no outcome at this n can decide.
+pub fn render(table: &Table, markdown: bool) -> String {
+    let mut t = new_table(markdown);
     t.set_header(vec![
-        "profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "diff", "delta", "95% CI", "p",
+        "profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "delta", "95% CI", "q", "thr", "MDE",
         "verdict",
     ]);
     let med = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
     // The terminal shows what moved; Markdown (for the record) shows all.
-    let hidden = if markdown { 0 } else { rows.iter().filter(|r| r.verdict == "same").count() };
-    for r in rows.iter().filter(|r| markdown || r.verdict != "same") {
+    let quiet = |v: Verdict| matches!(v, Verdict::Same);
+    let hidden = if markdown { 0 } else { table.rows.iter().filter(|r| quiet(r.j.verdict)).count() };
+    for r in table.rows.iter().filter(|r| markdown || !quiet(r.j.verdict)) {
+        let j = &r.j;
+        let thr = match j.noise_source {
+            NoiseSource::Deterministic => "exact".to_string(),
+            NoiseSource::Calibrated => format!("{:.1}%", j.threshold_pct),
+            NoiseSource::Observed => format!("~{:.1}%", j.threshold_pct),
+        };
+        let mde = match (j.noise_source, j.mde_pct) {
+            (NoiseSource::Deterministic, _) => "0".to_string(),
+            (_, Some(m)) => format!("{m:.1}%"),
+            (_, None) => "n/a".to_string(),
+        };
+        let verdict = if j.gated && table.gate && j.verdict == Verdict::Worse {
+            "REGRESSED".to_string()
+        } else {
+            j.verdict.label().to_string()
+        };
         t.add_row(vec![
-            Cell::new(&r.profile),
+            Cell::new(if r.emulated { format!("{} [emulated]", r.profile) } else { r.profile.clone() }),
             Cell::new(&r.workload),
             Cell::new(&r.context),
-            Cell::new(&r.metric),
+            Cell::new(if j.gated { format!("{}*", r.short_metric()) } else { r.short_metric().to_string() }),
             Cell::new(&r.unit),
-            Cell::new(med(r.base)),
-            Cell::new(med(r.new)),
-            Cell::new(r.base.zip(r.new).map(|((b, _), (n, _))| signed(n - b)).unwrap_or("-".into())),
-            Cell::new(r.delta_pct.map(|d| format!("{d:+.1}%")).unwrap_or("-".into())),
-            Cell::new(r.ci.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into())),
+            Cell::new(med(j.base)),
+            Cell::new(med(j.new)),
+            Cell::new(pct(j.delta_pct)),
+            Cell::new(j.ci_pct.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into())),
             Cell::new(
-                r.p.map(|p| if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }).unwrap_or("-".into()),
+                j.q.map(|p| if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }).unwrap_or("-".into()),
             ),
-            Cell::new(&r.verdict),
+            Cell::new(thr),
+            Cell::new(mde),
+            Cell::new(verdict),
         ]);
     }
     let t = if hidden > 0 {
-        format!("{t}\n({hidden} informational rows unchanged, not shown; report.md has them)")
+        format!("{t}\n({hidden} deterministic rows unchanged, not shown; report.md has them)")
     } else {
         t.to_string()
     };
+    let title = format!("{}{}", table.title, if table.gate { " [gated]" } else { "" });
     if markdown {
         format!("### {title}\n\n{t}\n")
     } else {
         format!("{title}\n{t}\n")
     }
+}
+
+/// How the verdicts were reached, once per report.
+pub const METHOD: &str = "verdicts: one value per boot (the boot is the unit); delta = Hodges-Lehmann shift / base median; 95% CI distribution-free (Moses; none below 4 boots a side); q = exact Mann-Whitney p after Benjamini-Hochberg over the gated (*) rows of a comparison, and separately over the rest; a change is decided when q < 0.05 and |delta| > thr; `no change` when the CI lies within +-thr; otherwise `inconclusive` with the MDE (80% power) these boots and this noise allow";
+
+/// The gate's verdict in a few lines, and its exit code (0 or 7).
+pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
+    let mut out = format!(
+        "gate: {} gated metric rows, {} regressed, {} inconclusive\n",
+        g.gated_rows,
+        g.regressions.len(),
+        g.inconclusive
+    );
+    for (title, r) in &g.regressions {
+        out.push_str(&format!(
+            "  REGRESSED {} {}.{} [{}]: {} -> {} ({}, q {}, threshold {:.1}%)  [{title}]\n",
+            r.profile,
+            r.metric,
+            r.context,
+            r.unit,
+            r.j.base.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
+            r.j.new.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
+            pct(r.j.delta_pct),
+            r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()),
+            r.j.threshold_pct,
+        ));
+    }
+    if g.gated_rows == 0 {
+        out.push_str("  (nothing gated: no gated comparison or no gated metric in these cells)\n");
+    }
+    let code = if g.regressions.is_empty() { 0 } else { FailureClass::Regression.exit_code() };
+    (out, code)
 }
 
 /// Failed cells with their first failure, and a one-line summary.
@@ -224,7 +170,9 @@ pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) 
     } else {
         env.compare.clone()
     };
-    Ok(full(cells, &compare, &header(run, &env), markdown))
+    let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+    let tables = stats::compare::in_run(cells, &compare, &noise);
+    Ok(full(cells, &tables, &header(run, &env), markdown))
 }
 
 fn header(run: &RunDir, env: &RunEnv) -> String {
@@ -264,8 +212,7 @@ fn header(run: &RunDir, env: &RunEnv) -> String {
 
 /// `bounce cache ls`.
 pub fn cache_table(entries: &[Listed]) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    let mut t = new_table(false);
     t.set_header(vec!["key", "variant", "arch", "version", "swiotlb", "series", "built", "took", "size", "state"]);
     for e in entries {
         let m = e.meta.as_ref();
@@ -290,12 +237,7 @@ pub fn cache_table(entries: &[Listed]) -> String {
 /// through swiotlb, what the kernel log said, and whether the data came
 /// back as it was sent.
 pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
-    let mut t = Table::new();
-    if markdown {
-        t.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
-    } else {
-        t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
-    }
+    let mut t = new_table(markdown);
     t.set_header(vec!["cell", "boots", "bounced (median)", "pool growth", "kernel log", "verdict"]);
     for c in cells {
         let passed = c.reps.iter().filter(|r| r.status == Status::Pass).count();
@@ -307,7 +249,7 @@ pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
             .or_else(|| median("used_hiwater_slabs").map(|h| format!("hiwater {h:.0} slabs")))
             .unwrap_or_else(|| "-".into());
         let growth = median("pool_growth_slabs").map(|g| format!("+{g:.0} slabs")).unwrap_or_else(|| "-".into());
-        let findings: Vec<&crate::workload::checks::Finding> = c.reps.iter().flat_map(|r| &r.log_findings).collect();
+        let findings: Vec<&crate::results::Finding> = c.reps.iter().flat_map(|r| &r.log_findings).collect();
         let expected = findings.iter().filter(|f| f.expected_because.is_some()).count();
         let log = match (findings.len() - expected, expected) {
             (0, 0) => "clean".to_string(),
@@ -332,7 +274,7 @@ pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
 }
 
 /// The whole report for a run.
-pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, markdown: bool) -> String {
+pub fn full(cells: &[CellResult], tables: &[Table], header: &str, markdown: bool) -> String {
     let mut out = String::new();
     if markdown {
         // The run's provenance, verbatim: Markdown would join its lines.
@@ -341,10 +283,12 @@ pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, mark
         out.push_str(header);
     }
     out.push('\n');
-    for c in comparisons {
-        let rows = compare(cells, c);
-        let title = format!("{}: {} (base) vs {} (new)", c.axis, c.base, c.new);
-        out.push_str(&render(&title, &rows, markdown));
+    if !tables.is_empty() {
+        out.push_str(METHOD);
+        out.push_str("\n\n");
+    }
+    for t in tables {
+        out.push_str(&render(t, markdown));
         out.push('\n');
     }
     out.push_str(&verdicts(cells, markdown));
@@ -356,27 +300,4 @@ pub fn full(cells: &[CellResult], comparisons: &[Comparison], header: &str, mark
         out.push_str(&status);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdicts_follow_direction_significance_and_noise() {
-        let v = verdict;
-        let sig = Some(0.001);
-        assert_eq!(v(Better::Lower, Some(10.0), Some(12.0), Some((10.0, 30.0)), sig, 5), "worse");
-        assert_eq!(v(Better::Higher, Some(10.0), Some(12.0), Some((10.0, 30.0)), sig, 5), "better");
-        // An interval beyond the noise is not enough without significance.
-        assert_eq!(v(Better::Lower, Some(10.0), Some(12.0), Some((10.0, 30.0)), Some(0.2), 3), "~");
-        assert_eq!(v(Better::Lower, Some(10.0), Some(10.1), Some((-2.0, 4.0)), sig, 5), "~");
-        assert_eq!(v(Better::Lower, Some(10.0), Some(10.2), Some((1.0, 2.5)), sig, 5), "~");
-        assert_eq!(v(Better::Lower, Some(10.0), Some(12.0), None, None, 1), "n<2");
-        assert_eq!(v(Better::None, Some(128.0), Some(256.0), None, None, 3), "changed");
-        assert_eq!(v(Better::Lower, None, Some(1.0), None, None, 0), "missing");
-        // From zero failures to some: no percentage, still a regression.
-        assert_eq!(v(Better::Lower, Some(0.0), Some(63.0), None, Some(0.0), 3), "worse");
-        assert_eq!(v(Better::Lower, Some(10.0), Some(0.0), Some((-100.0, -100.0)), Some(0.0), 3), "better");
-    }
 }

@@ -4,11 +4,11 @@
 
 pub mod store;
 
-use crate::failure::Failure;
+use crate::failure::{Failure, FailureClass};
 use crate::host::accel::AccelChoice;
-use crate::workload::checks::Finding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,6 +26,91 @@ pub struct MetricDecl {
     pub unit: String,
     pub better: Better,
     pub description: String,
+    /// A headline metric: a regression beyond its threshold fails `--gate`.
+    /// The rest are shown and judged but never fail a run, so a nightly
+    /// gate tests a few metrics (and corrects for those few) instead of
+    /// hundreds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate: bool,
+    /// Identical boots give identical values (a pool size, MemTotal): a
+    /// difference present in every boot is decided without a noise model.
+    /// Never set it on a timing or a throughput.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
+    /// The smallest relative change (percent) worth failing a gate on,
+    /// whatever calibration says: TCG guests on a shared host drift by a
+    /// few percent between runs. Default: `DEFAULT_FLOOR_PCT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_pct: Option<f64>,
+}
+
+/// Below this a change is not worth a red gate on an emulated guest.
+pub const DEFAULT_FLOOR_PCT: f64 = 5.0;
+
+impl MetricDecl {
+    pub fn is_directional(&self) -> bool {
+        self.better != Better::None
+    }
+    pub fn floor_pct(&self) -> f64 {
+        self.floor_pct.unwrap_or(DEFAULT_FLOOR_PCT)
+    }
+}
+
+/// An axis of the matrix: what a comparison varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    Kernel,
+    Profile,
+    Workload,
+    Swiotlb,
+}
+
+impl Axis {
+    pub const ALL: [Axis; 4] = [Axis::Kernel, Axis::Profile, Axis::Workload, Axis::Swiotlb];
+}
+
+impl fmt::Display for Axis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Axis::Kernel => "kernel",
+            Axis::Profile => "profile",
+            Axis::Workload => "workload",
+            Axis::Swiotlb => "swiotlb",
+        })
+    }
+}
+
+/// "Put `base` and `new` side by side along `axis`, all else equal."
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub axis: Axis,
+    pub base: String,
+    pub new: String,
+    /// Its gated metrics decide `--gate` (base vs a patch series is gated
+    /// by default; fixed vs dynamic, which differ by design, is not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate: bool,
+}
+
+/// Cells (a glob over `KERNEL.PROFILE.WORKLOAD.SWIOTLB`) that are expected
+/// to fail with this class.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFailure {
+    pub cells: String,
+    pub class: FailureClass,
+    pub why: String,
+}
+
+/// A kernel log line that matched a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub line: String,
+    /// Set when the workload declared this line as caused on purpose.
+    pub expected_because: Option<String>,
 }
 
 /// The coordinates of a cell in the matrix.
@@ -42,25 +127,23 @@ impl CellKey {
     pub fn id(&self) -> String {
         format!("{}.{}.{}.{}", self.kernel, self.profile, self.workload, self.swiotlb)
     }
-    /// The value of a named axis, for comparisons along any axis.
-    pub fn axis(&self, axis: &str) -> Option<&str> {
-        Some(match axis {
-            "kernel" => &self.kernel,
-            "profile" => &self.profile,
-            "workload" => &self.workload,
-            "swiotlb" => &self.swiotlb,
-            _ => return None,
-        })
-    }
-    pub fn with_axis(&self, axis: &str, value: &str) -> CellKey {
-        let mut k = self.clone();
+    /// The value of an axis, for comparisons along any axis.
+    pub fn axis(&self, axis: Axis) -> &str {
         match axis {
-            "kernel" => k.kernel = value.into(),
-            "profile" => k.profile = value.into(),
-            "workload" => k.workload = value.into(),
-            "swiotlb" => k.swiotlb = value.into(),
-            _ => {}
+            Axis::Kernel => &self.kernel,
+            Axis::Profile => &self.profile,
+            Axis::Workload => &self.workload,
+            Axis::Swiotlb => &self.swiotlb,
         }
+    }
+    pub fn with_axis(&self, axis: Axis, value: &str) -> CellKey {
+        let mut k = self.clone();
+        *match axis {
+            Axis::Kernel => &mut k.kernel,
+            Axis::Profile => &mut k.profile,
+            Axis::Workload => &mut k.workload,
+            Axis::Swiotlb => &mut k.swiotlb,
+        } = value.into();
         k
     }
 }
@@ -120,7 +203,7 @@ pub struct CellResult {
     pub metrics: BTreeMap<String, Metric>,
     /// The matrix said this cell fails, and why.
     #[serde(default)]
-    pub expected_failure: Option<crate::matrix::ExpectedFailure>,
+    pub expected_failure: Option<ExpectedFailure>,
 }
 
 impl CellResult {

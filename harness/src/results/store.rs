@@ -67,14 +67,14 @@ impl RunDir {
     }
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(value).unwrap())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Failure::infra(format!("cannot write {}: {e}", path.display())))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))

@@ -6,17 +6,9 @@ use super::{GuestOutput, Workload};
 use crate::failure::{Failure, FailureClass};
 use crate::guest::channel::Transcript;
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
-/// A kernel log line that matched a rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub rule: String,
-    pub line: String,
-    /// Set when the workload declared this line as caused on purpose.
-    pub expected_because: Option<String>,
-}
+pub use crate::results::Finding;
 
 /// (rule name, pattern). Kept narrow: a rule that fires on a healthy boot
 /// teaches users to ignore it.

@@ -14,7 +14,7 @@ pub mod stream;
 use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::guest::channel::Transcript;
 use crate::guest::qemu::Attach;
-use crate::results::{Better, MetricDecl};
+use crate::results::MetricDecl;
 use checks::Finding;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -277,12 +277,6 @@ fn param_text(v: &serde_yaml::Value) -> String {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Sequence(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
         other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
-    }
-}
-
-impl MetricDecl {
-    pub fn is_directional(&self) -> bool {
-        self.better != Better::None
     }
 }
 

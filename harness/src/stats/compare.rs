@@ -1,0 +1,171 @@
+//! Comparisons: which cells face each other, every metric judged, and the
+//! gate's decision. Rendering is the report's business.
+
+use super::noise::NoiseTable;
+use super::{correct, judge, Judgement, Verdict};
+use crate::results::{Axis, CellResult, Comparison, MetricDecl};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub profile: String,
+    pub emulated: bool,
+    pub workload: String,
+    /// The axes the pair shares besides profile and workload.
+    pub context: String,
+    /// Flat `workload.metric`.
+    pub metric: String,
+    pub unit: String,
+    #[serde(flatten)]
+    pub j: Judgement,
+}
+
+impl Row {
+    /// The metric without its workload prefix, as tables show it.
+    pub fn short_metric(&self) -> &str {
+        self.metric.split_once('.').map(|(_, m)| m).unwrap_or(&self.metric)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub title: String,
+    /// Its gated rows decide `--gate`.
+    pub gate: bool,
+    pub rows: Vec<Row>,
+}
+
+impl Table {
+    pub fn regressions(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(move |r| self.gate && r.j.gated && r.j.verdict == Verdict::Worse)
+    }
+}
+
+pub type Pair<'a> = (&'a CellResult, &'a CellResult);
+
+/// Every pair of cells of one run equal on all axes but `c.axis`.
+pub fn pairs_in_run<'a>(cells: &'a [CellResult], c: &Comparison) -> Vec<Pair<'a>> {
+    let by_key: BTreeMap<_, _> = cells.iter().map(|cell| (cell.key.clone(), cell)).collect();
+    cells
+        .iter()
+        .filter(|cell| cell.key.axis(c.axis) == c.base)
+        .filter_map(|base| by_key.get(&base.key.with_axis(c.axis, &c.new)).map(|new| (base, *new)))
+        .collect()
+}
+
+/// Cells of two runs: the same cell, or, when each run holds one kernel
+/// (a nightly build against last week's, a patched kernel against its
+/// base), the same cell but for the kernel's name.
+pub fn pairs_across<'a>(base: &'a [CellResult], new: &'a [CellResult]) -> Vec<Pair<'a>> {
+    let kernels = |cells: &[CellResult]| cells.iter().map(|c| c.key.kernel.clone()).collect::<BTreeSet<_>>();
+    let (bk, nk) = (kernels(base), kernels(new));
+    let rename = (bk.len() == 1 && nk.len() == 1).then(|| bk.first().unwrap().clone());
+    let by_key: BTreeMap<_, _> = base.iter().map(|cell| (cell.key.clone(), cell)).collect();
+    new.iter()
+        .filter_map(|n| {
+            let key = match &rename {
+                Some(k) => n.key.with_axis(Axis::Kernel, k),
+                None => n.key.clone(),
+            };
+            by_key.get(&key).map(|b| (*b, n))
+        })
+        .collect()
+}
+
+/// Judge every metric of every pair. Gated metrics form one family for
+/// Benjamini-Hochberg, the rest another: the hundreds of informational
+/// rows cannot drown a headline regression, and cannot produce one.
+pub fn judge_pairs(title: String, gate: bool, pairs: &[Pair], noise: &NoiseTable, context: &[Axis]) -> Table {
+    struct Pending {
+        row: (String, bool, String, String, String, String),
+        decl: MetricDecl,
+        base: Vec<f64>,
+        new: Vec<f64>,
+        noise: Option<f64>,
+    }
+    let mut pending = Vec::new();
+    for (b, n) in pairs {
+        let ctx = context.iter().map(|a| format!("{a}={}", b.key.axis(*a))).collect::<Vec<_>>().join(" ");
+        let names: BTreeSet<&String> = b.metrics.keys().chain(n.metrics.keys()).collect();
+        for name in names {
+            let decl = b.metrics.get(name).or_else(|| n.metrics.get(name)).unwrap().decl.clone();
+            pending.push(Pending {
+                row: (
+                    b.key.profile.clone(),
+                    b.emulated,
+                    b.key.workload.clone(),
+                    ctx.clone(),
+                    name.clone(),
+                    decl.unit.clone(),
+                ),
+                base: b.metrics.get(name).map(|m| m.values()).unwrap_or_default(),
+                new: n.metrics.get(name).map(|m| m.values()).unwrap_or_default(),
+                noise: noise.get(b, name),
+                decl,
+            });
+        }
+    }
+    let gated = pending.iter().filter(|p| p.decl.gate).count();
+    let rest = pending.len() - gated;
+    let mut judged: Vec<Judgement> = pending
+        .iter()
+        .map(|p| judge(&p.decl, &p.base, &p.new, p.noise, if p.decl.gate { gated } else { rest }))
+        .collect();
+    for family in [true, false] {
+        let idx: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].decl.gate == family).collect();
+        let decls: Vec<&MetricDecl> = idx.iter().map(|&i| &pending[i].decl).collect();
+        let samples: Vec<(&[f64], &[f64])> =
+            idx.iter().map(|&i| (pending[i].base.as_slice(), pending[i].new.as_slice())).collect();
+        let mut rows: Vec<Judgement> = idx.iter().map(|&i| judged[i].clone()).collect();
+        correct(&decls, &samples, &mut rows);
+        for (k, &i) in idx.iter().enumerate() {
+            judged[i] = rows[k].clone();
+        }
+    }
+    let rows = pending
+        .into_iter()
+        .zip(judged)
+        .map(|(p, j)| {
+            let (profile, emulated, workload, context, metric, unit) = p.row;
+            Row { profile, emulated, workload, context, metric, unit, j }
+        })
+        .collect();
+    Table { title, gate, rows }
+}
+
+/// The tables of one run's own comparisons.
+pub fn in_run(cells: &[CellResult], comparisons: &[Comparison], noise: &NoiseTable) -> Vec<Table> {
+    comparisons
+        .iter()
+        .map(|c| {
+            let context: Vec<Axis> = [Axis::Kernel, Axis::Swiotlb].into_iter().filter(|a| *a != c.axis).collect();
+            let title = format!("{}: {} (base) vs {} (new)", c.axis, c.base, c.new);
+            judge_pairs(title, c.gate, &pairs_in_run(cells, c), noise, &context)
+        })
+        .collect()
+}
+
+/// What the gate decided over a set of tables.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateOutcome {
+    /// Gated rows judged in gated comparisons.
+    pub gated_rows: usize,
+    /// (table title, row) of every regression.
+    pub regressions: Vec<(String, Row)>,
+    /// Gated rows that could not be decided either way.
+    pub inconclusive: usize,
+}
+
+pub fn gate(tables: &[Table]) -> GateOutcome {
+    let gated: Vec<(&Table, &Row)> = tables
+        .iter()
+        .filter(|t| t.gate)
+        .flat_map(|t| t.rows.iter().filter(|r| r.j.gated).map(move |r| (t, r)))
+        .collect();
+    GateOutcome {
+        gated_rows: gated.len(),
+        regressions: tables.iter().flat_map(|t| t.regressions().map(|r| (t.title.clone(), r.clone()))).collect(),
+        inconclusive: gated.iter().filter(|(_, r)| r.j.verdict == Verdict::Inconclusive).count(),
+    }
+}
