@@ -57,7 +57,7 @@ pub fn render(table: &Table, markdown: bool) -> String {
             NoiseSource::Observed => format!("~{:.1}%", j.threshold_pct),
         };
         let mde = match (j.noise_source, j.mde_pct) {
-            (NoiseSource::Deterministic, _) => "0".to_string(),
+            (NoiseSource::Deterministic, _) => "exact".to_string(),
             (_, Some(m)) => format!("{m:.1}%"),
             (_, None) => "n/a".to_string(),
         };

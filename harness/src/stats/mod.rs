@@ -168,22 +168,25 @@ fn constant(xs: &[f64]) -> bool {
 pub fn judge(decl: &MetricDecl, base: &[f64], new: &[f64], noise: Option<f64>, family: usize) -> Judgement {
     let bm = median(base);
     let nm = median(new);
-    let (noise_pct, noise_source) = if decl.deterministic {
+    // Declared deterministic, and it held still: otherwise it is judged
+    // like any noisy metric.
+    let exact = decl.deterministic && constant(base) && constant(new);
+    let (noise_pct, noise_source) = if exact {
         (Some(0.0), NoiseSource::Deterministic)
     } else if let Some(n) = noise {
         (Some(n), NoiseSource::Calibrated)
     } else {
         (pooled_sd_pct(base, new), NoiseSource::Observed)
     };
-    let threshold_pct = decl.floor_pct().max(if decl.deterministic { 0.0 } else { noise_pct.unwrap_or(0.0) });
+    let threshold_pct = decl.floor_pct().max(noise_pct.unwrap_or(0.0));
     let hl = rank::hodges_lehmann(base, new, CI_LEVEL);
     let rel = |d: f64| bm.filter(|b| *b != 0.0).map(|b| d / b.abs() * 100.0);
     let delta_pct = hl.and_then(|(est, _)| rel(est));
     let ci_pct = hl.and_then(|(_, ci)| ci).and_then(|(lo, hi)| Some((rel(lo)?, rel(hi)?)));
     let p = rank::mann_whitney_p(base, new);
     let level = ALPHA / family.max(1) as f64;
-    let mde = if decl.deterministic {
-        Some(0.0)
+    let mde = if exact {
+        Some(threshold_pct)
     } else {
         noise_pct.and_then(|sd| mde_pct(base.len(), new.len(), sd, level)).map(|m| m.max(threshold_pct))
     };
@@ -220,8 +223,12 @@ fn decide(decl: &MetricDecl, base: &[f64], new: &[f64], j: &Judgement) -> Verdic
     };
     // A deterministic metric that held still in every boot needs no test:
     // one value against another is the whole story.
-    if decl.deterministic && constant(base) && constant(new) {
-        return if b == n { Verdict::Same } else { direction(decl, n > b) };
+    if j.noise_source == NoiseSource::Deterministic {
+        return match j.delta_pct {
+            _ if b == n => Verdict::Same,
+            Some(d) if d.abs() <= j.threshold_pct => Verdict::NoChange,
+            _ => direction(decl, n > b),
+        };
     }
     if base.len() < 2 || new.len() < 2 {
         return Verdict::TooFew;
@@ -308,7 +315,13 @@ mod tests {
     fn deterministic_metrics_decide_from_one_boot_pattern() {
         let mut d = decl(Better::Higher);
         d.deterministic = true;
+        d.floor_pct = Some(0.5);
         assert_eq!(judged(&d, &[1975952.0; 3], &[2041216.0; 3]).verdict, Verdict::Better);
+        // A few KiB of kernel text is below the floor.
+        assert_eq!(judged(&d, &[1975952.0; 3], &[1975948.0; 3]).verdict, Verdict::NoChange);
+        // Declared deterministic but it moved: judged as noisy, not decided.
+        let j = judged(&d, &[100.0, 101.0, 100.0], &[120.0, 121.0, 120.0]);
+        assert_eq!((j.noise_source, j.verdict), (NoiseSource::Observed, Verdict::Inconclusive));
         assert_eq!(judged(&d, &[5.0; 3], &[5.0; 3]).verdict, Verdict::Same);
         d.better = Better::None;
         assert_eq!(judged(&d, &[128.0; 3], &[256.0; 3]).verdict, Verdict::Changed);

@@ -29,6 +29,7 @@ fn jobs(t: &Transcript) -> Result<Vec<(String, Value)>> {
 
 pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     let mut m = BTreeMap::new();
+    let mut log_bw = Vec::new();
     for (job, v) in jobs(t)? {
         let j = &v["jobs"][0];
         for dir in ["write", "read"] {
@@ -39,6 +40,9 @@ pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
             let num = |k: &Value| k.as_f64();
             if let Some(bw) = num(&d["bw"]) {
                 m.insert(format!("{dir}_bw.{job}"), bw);
+                if bw > 0.0 {
+                    log_bw.push(bw.ln());
+                }
             }
             if let Some(iops) = num(&d["iops"]) {
                 m.insert(format!("{dir}_iops.{job}"), iops);
@@ -50,6 +54,12 @@ pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
                 }
             }
         }
+    }
+    // One headline per boot: the geometric mean of every job's bandwidth
+    // (as SPEC scores do), so each job's own wobble averages out and no
+    // block size outweighs another.
+    if !log_bw.is_empty() {
+        m.insert("bw_geomean".into(), (log_bw.iter().sum::<f64>() / log_bw.len() as f64).exp());
     }
     Ok(m)
 }
