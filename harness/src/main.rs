@@ -5,7 +5,8 @@ use bounce::kernel::series::{Series, SeriesSource};
 use bounce::kernel::variant::Variant;
 use bounce::matrix::{run, Matrix};
 use bounce::results::store::RunDir;
-use bounce::{kernel, paths, report, ui};
+use bounce::stats::noise::NoiseTable;
+use bounce::{kernel, paths, report, stats, ui};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,53 @@ enum Command {
         /// Where run directories go (default: results/ at the project root).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Fail (exit 7) when a gated metric regressed: against BASELINE (a
+        /// name under results/baselines/ or a run directory), and in the
+        /// matrix's own gated comparisons (base vs each patch series).
+        /// Without a value, only the latter.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "BASELINE")]
+        gate: Option<String>,
+        /// Compare with a baseline from another accelerator, QEMU or host.
+        #[arg(long)]
+        allow_env_mismatch: bool,
+        /// Seed of the randomised run order (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// A/A: boot one kernel of a matrix against itself, store each metric's
+    /// noise in results/baselines/noise.json, show the gate stays quiet.
+    Calibrate {
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// The kernel (default: the matrix's first).
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Boots per cell, split into two interleaved arms.
+        #[arg(long, default_value_t = 10)]
+        reps: u32,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelRequest,
+        #[arg(long)]
+        results: Option<PathBuf>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Named baselines: raw samples and environment of a run, kept.
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+    /// Judge NEW against BASE (run directories or baseline names).
+    Compare {
+        base: String,
+        new: String,
+        /// Exit 7 when a gated metric regressed.
+        #[arg(long)]
+        gate: bool,
+        #[arg(long)]
+        allow_env_mismatch: bool,
+        #[arg(long)]
+        markdown: bool,
     },
     /// Check (and as root, install) the host tools; show the accelerator.
     Doctor,
@@ -88,6 +136,12 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum BaselineCommand {
+    /// Save RUN (a run directory) as results/baselines/NAME.
+    Save { run: PathBuf, name: String },
+}
+
+#[derive(Subcommand)]
 enum CacheCommand {
     /// List cached kernels.
     Ls,
@@ -130,27 +184,146 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root();
     match cli.command {
-        Command::Matrix { matrix, dry_run, accel, reps, results } => {
+        Command::Matrix { matrix, dry_run, accel, reps, results, gate, allow_env_mismatch, seed } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
                 return dry(&root, &matrix, reps);
             }
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            // A missing baseline is bad input: say so before an hour of
+            // boots, not after.
+            let baseline = match gate.as_deref() {
+                Some(b) if !b.is_empty() => Some(RunDir::resolve(b, &root.join("results/baselines"))?),
+                _ => None,
+            };
             let opts = run::Options {
                 matrix,
                 results: results.unwrap_or_else(|| root.join("results")),
                 accel,
                 repetitions: reps,
+                seed,
+                kernels: None,
             };
             let out = run::run(&root, &cache, &opts).await?;
-            let text = report::for_run(&root, &out.run, &out.cells, false)?;
+            let mut text = report::for_run(&root, &out.run, &out.cells, false)?;
+            let mut md = report::for_run(&root, &out.run, &out.cells, true)?;
+            let mut gate_code = 0;
+            if gate.is_some() {
+                let env = out.run.read_env()?;
+                let mut tables = stats::compare::in_run(&out.cells, &env.compare, &noise);
+                if let Some(b) = &baseline {
+                    let (benv, bcells) = (b.read_env()?, b.read_cells()?);
+                    let t = stats::compare::across_runs(
+                        (&b.name(), &benv, &bcells),
+                        (&out.run.name(), &env, &out.cells),
+                        allow_env_mismatch,
+                        &noise,
+                    )?;
+                    text.push_str(&format!("\n{}", report::render(&t, false)));
+                    md.push_str(&format!("\n{}", report::render(&t, true)));
+                    tables.push(t);
+                }
+                let (summary, code) = report::gate_summary(&stats::compare::gate(&tables));
+                text.push_str(&format!("\n{summary}"));
+                md.push_str(&format!("\n```\n{summary}```\n"));
+                gate_code = code;
+            }
             out.run.write_text("report.txt", &text)?;
-            out.run.write_text("report.md", &report::for_run(&root, &out.run, &out.cells, true)?)?;
+            out.run.write_text("report.md", &md)?;
             println!("{text}");
             if out.interrupted {
                 return Ok(130);
             }
-            Ok(out.worst.map(|c| c.exit_code()).unwrap_or(0))
+            // A broken cell outranks a slow one: fix correctness first.
+            Ok(out.worst.map(|c| c.exit_code()).unwrap_or(gate_code))
         }
+        Command::Calibrate { matrix, kernel, reps, accel, results, seed } => {
+            let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
+            let m = Matrix::load(&root, &matrix)?;
+            let kernel = kernel.unwrap_or_else(|| m.kernels[0].clone());
+            if reps < 6 {
+                return Err(Failure::input(format!(
+                    "--reps {reps}: calibration needs at least 6 boots a cell (3 an arm) to measure noise"
+                )));
+            }
+            let opts = run::Options {
+                matrix,
+                results: results.unwrap_or_else(|| root.join("results")),
+                accel,
+                repetitions: Some(reps),
+                seed,
+                kernels: Some(vec![kernel.clone()]),
+            };
+            let out = run::run(&root, &cache, &opts).await?;
+            if out.interrupted {
+                return Ok(130);
+            }
+            if let Some(c) = out.worst {
+                println!("{}", report::status(&out.cells).0);
+                return Err(Failure::new(c, "calibration needs every boot to pass; nothing was stored"));
+            }
+            let path = root.join(stats::noise::FILE);
+            let mut table = NoiseTable::load(&path)?;
+            let measured = NoiseTable::measure(&out.cells, &out.run.name());
+            let n = measured.figures.len();
+            table.merge(measured);
+            table.save(&path)?;
+            let (aa, g) = bounce::matrix::calibrate::aa_table(&out.cells, &table);
+            let (summary, _) = report::gate_summary(&g);
+            let mut text = format!("{}\n{}", report::render(&aa, false), summary);
+            text.push_str(&format!(
+                "\nMDE of a nightly gate ({} boots a cell against this run's {reps}), gated metrics:\n",
+                m.spec.repetitions
+            ));
+            for r in
+                bounce::matrix::calibrate::mde_table(&out.cells, &table, reps as usize, m.spec.repetitions as usize)
+            {
+                text.push_str(&format!(
+                    "  {:<34} {:<24} noise {:>5.1}%  threshold {:>5.1}%  MDE {}\n",
+                    r.cell,
+                    r.metric,
+                    r.noise_pct,
+                    r.threshold_pct,
+                    r.mde_pct.map(|x| format!("{x:.1}%")).unwrap_or("n/a (too few boots)".into())
+                ));
+            }
+            text.push_str(&format!(
+                "\n{n} noise figures stored in {}; keep this run as the baseline with:\n  bounce baseline save {} NAME\n",
+                path.display(),
+                out.run.path.display()
+            ));
+            out.run.write_text("calibration.txt", &text)?;
+            println!("{text}");
+            // A calibration whose own A/A raises an alarm is not one to trust.
+            Ok(if g.regressions.is_empty() { 0 } else { FailureClass::Regression.exit_code() })
+        }
+        Command::Baseline { command: BaselineCommand::Save { run, name } } => {
+            let src = RunDir::open(&run)?;
+            let cells = src.read_cells()?;
+            if let Some(c) = report::status(&cells).1 {
+                return Err(Failure::new(c, format!("{}: a run with failed cells is no baseline", run.display())));
+            }
+            let dest = src.save_baseline(&root.join("results/baselines"), &name)?;
+            println!("baseline {name}: {} cells saved in {}", cells.len(), dest.path.display());
+            Ok(0)
+        }
+        Command::Compare { base, new, gate, allow_env_mismatch, markdown } => {
+            let baselines = root.join("results/baselines");
+            let (b, n) = (RunDir::resolve(&base, &baselines)?, RunDir::resolve(&new, &baselines)?);
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            let (benv, bcells, nenv, ncells) = (b.read_env()?, b.read_cells()?, n.read_env()?, n.read_cells()?);
+            let t = stats::compare::across_runs(
+                (&base, &benv, &bcells),
+                (&new, &nenv, &ncells),
+                allow_env_mismatch,
+                &noise,
+            )?;
+            println!("{}\n{}", report::METHOD, report::render(&t, markdown));
+            let (summary, code) = report::gate_summary(&stats::compare::gate(std::slice::from_ref(&t)));
+            println!("{summary}");
+            Ok(if gate { code } else { 0 })
+        }
+
         Command::Doctor => doctor(&root),
         Command::Build { variants, arch, series, b4, per_patch, config_only } => {
             if variants.is_empty() {

@@ -36,6 +36,39 @@ pub struct RunEnv {
     /// reports the same tables whatever later happens to its matrix file.
     #[serde(default)]
     pub compare: Vec<crate::results::Comparison>,
+    /// The seed of the run order (`bounce matrix --seed` repeats it).
+    #[serde(default)]
+    pub order_seed: Option<u64>,
+}
+
+impl RunEnv {
+    /// Why numbers from `self` and `other` should not be compared, if they
+    /// should not: a different accelerator, QEMU or host class changes
+    /// every timing more than any patch does.
+    pub fn incomparable(&self, other: &RunEnv) -> Vec<String> {
+        let mut why = Vec::new();
+        for (arch, a) in &self.accel {
+            if let Some(b) = other.accel.get(arch) {
+                if a.accel != b.accel {
+                    why.push(format!("{arch} ran under {} here and {} there", a.accel.qemu_arg(), b.accel.qemu_arg()));
+                }
+            }
+        }
+        for (qemu, v) in &self.qemu {
+            if let Some(w) = other.qemu.get(qemu) {
+                if v != w {
+                    why.push(format!("{qemu} is `{v}` here and `{w}` there"));
+                }
+            }
+        }
+        if self.host.cpu_model != other.host.cpu_model || self.host.cores != other.host.cores {
+            why.push(format!(
+                "host `{}` x{} here and `{}` x{} there",
+                self.host.cpu_model, self.host.cores, other.host.cpu_model, other.host.cores
+            ));
+        }
+        why
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! The matrix: which kernels, on which guests, running what, with which
 //! swiotlb boot settings, how many times, compared how.
 
+pub mod calibrate;
 pub mod run;
 
 use crate::failure::{Failure, Result};
@@ -319,9 +320,32 @@ impl Matrix {
     }
 
     /// Run order: repetition-major, so a drifting host spreads over every
-    /// cell instead of landing on one kernel.
-    pub fn schedule(&self, cells: &[CellKey]) -> Vec<(CellKey, u32)> {
-        (0..self.spec.repetitions).flat_map(|r| cells.iter().map(move |c| (c.clone(), r))).collect()
+    /// cell instead of landing on one kernel. Within a repetition the
+    /// cells that differ only in kernel stay side by side (A and B see the
+    /// same host load) in a random order, and those groups run in a random
+    /// order too, so no kernel always goes first: seeded, and the seed is
+    /// kept with the run.
+    pub fn schedule(&self, cells: &[CellKey], seed: u64) -> Vec<(CellKey, u32)> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut groups: Vec<Vec<CellKey>> = Vec::new();
+        for c in cells {
+            match groups.last_mut() {
+                Some(g) if g[0].with_axis(Axis::Kernel, &c.kernel) == *c => g.push(c.clone()),
+                _ => groups.push(vec![c.clone()]),
+            }
+        }
+        let mut out = Vec::new();
+        for r in 0..self.spec.repetitions {
+            let mut order = groups.clone();
+            order.shuffle(&mut rng);
+            for mut g in order {
+                g.shuffle(&mut rng);
+                out.extend(g.into_iter().map(|c| (c, r)));
+            }
+        }
+        out
     }
 }
 
@@ -351,9 +375,27 @@ mod tests {
         assert_eq!(cells[0].kernel, "6.12-fixed");
         assert_eq!(cells[1].kernel, "6.12-dynamic");
         assert_eq!(cells[0].with_axis(Axis::Kernel, "6.12-dynamic"), cells[1]);
-        let sched = m.schedule(&cells);
+        let sched = m.schedule(&cells, 1);
         assert_eq!(sched.len(), 16);
-        assert_eq!(sched[8], (cells[0].clone(), 1));
+        // Every cell once per repetition, A and B of a pair side by side.
+        for r in 0..2u32 {
+            let rep: Vec<&CellKey> = sched[r as usize * 8..][..8]
+                .iter()
+                .map(|(c, rr)| {
+                    assert_eq!(*rr, r);
+                    c
+                })
+                .collect();
+            for c in &cells {
+                assert_eq!(rep.iter().filter(|x| **x == c).count(), 1);
+            }
+            for pair in rep.chunks(2) {
+                assert_eq!(pair[0].with_axis(Axis::Kernel, &pair[1].kernel), *pair[1]);
+            }
+        }
+        // Seeded: the same seed, the same order; another seed, another.
+        assert_eq!(m.schedule(&cells, 1), sched);
+        assert!((2..20).any(|s| m.schedule(&cells, s) != sched));
         assert_eq!(
             m.builds(&cells),
             [("6.12-fixed".into(), "x86_64".into()), ("6.12-dynamic".into(), "x86_64".into())]

@@ -22,6 +22,10 @@ pub struct Options {
     pub results: PathBuf,
     pub accel: AccelRequest,
     pub repetitions: Option<u32>,
+    /// Seed of the run order (default: from the clock); kept in env.json.
+    pub seed: Option<u64>,
+    /// Run only these kernels of the matrix (calibration runs one).
+    pub kernels: Option<Vec<String>>,
 }
 
 pub struct Outcome {
@@ -169,7 +173,20 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     if let Some(r) = opts.repetitions {
         m.spec.repetitions = r.max(1);
     }
-    let (cells, _) = m.expand();
+    let (mut cells, _) = m.expand();
+    if let Some(only) = &opts.kernels {
+        for k in only.iter().filter(|k| !m.kernels.contains(k)) {
+            return Err(Failure::input(format!(
+                "{}: `{k}` is not a kernel of this matrix (it has: {})",
+                opts.matrix.display(),
+                m.kernels.join(", ")
+            )));
+        }
+        cells.retain(|c| only.contains(&c.kernel));
+    }
+    let seed = opts.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    });
     if cells.is_empty() {
         return Err(Failure::input(format!(
             "{}: no runnable cells (see `bounce matrix --dry-run`)",
@@ -202,10 +219,11 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             .map(|p| (p.name.clone(), ProfileNote { bounces_because: p.bounces_because.clone(), emulated: p.emulated }))
             .collect(),
         compare: m.compare.clone(),
+        order_seed: Some(seed),
     })?;
     ui::line(format!("results: {}", run.path.display()));
 
-    let schedule = m.schedule(&cells);
+    let schedule = m.schedule(&cells, seed);
     let mut results: BTreeMap<CellKey, CellResult> = BTreeMap::new();
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();

@@ -62,6 +62,54 @@ impl RunDir {
         paths.iter().map(|p| read_json(p)).collect()
     }
 
+    /// Keep this run's raw samples and environment as a named baseline
+    /// (`results/baselines/NAME/`: env.json and cells/, no guest logs).
+    pub fn save_baseline(&self, baselines: &Path, name: &str) -> Result<RunDir> {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name.chars().any(char::is_control)
+        {
+            return Err(Failure::input(format!("baseline name `{name}`: use a plain name (no `/`, no leading `.`)")));
+        }
+        let dest = baselines.join(name);
+        let tmp = baselines.join(format!(".{name}.partial"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let copy = || -> std::io::Result<()> {
+            std::fs::create_dir_all(tmp.join("cells"))?;
+            std::fs::copy(self.path.join("env.json"), tmp.join("env.json"))?;
+            for e in std::fs::read_dir(self.path.join("cells"))? {
+                let p = e?.path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    std::fs::copy(&p, tmp.join("cells").join(p.file_name().unwrap()))?;
+                }
+            }
+            // Replaced whole: a reader never sees half of an old and half
+            // of a new baseline.
+            let _ = std::fs::remove_dir_all(&dest);
+            std::fs::rename(&tmp, &dest)
+        };
+        copy().map_err(|e| Failure::infra(format!("cannot save baseline {}: {e}", dest.display())))?;
+        RunDir::open(&dest)
+    }
+
+    /// A run directory, or the name of a baseline under `baselines`.
+    pub fn resolve(arg: &str, baselines: &Path) -> Result<RunDir> {
+        let p = Path::new(arg);
+        if p.join("cells").is_dir() {
+            return RunDir::open(p);
+        }
+        let named = baselines.join(arg);
+        if !arg.contains('/') && named.join("cells").is_dir() {
+            return RunDir::open(&named);
+        }
+        Err(Failure::input(format!(
+            "`{arg}` is neither a run directory (with cells/) nor a baseline in {} (`bounce baseline save RUN NAME` makes one)",
+            baselines.display()
+        )))
+    }
+
+    pub fn name(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
         std::fs::write(self.path.join(name), text).map_err(|e| Failure::infra(format!("cannot write {name}: {e}")))
     }

@@ -169,3 +169,146 @@ pub fn gate(tables: &[Table]) -> GateOutcome {
         inconclusive: gated.iter().filter(|(_, r)| r.j.verdict == Verdict::Inconclusive).count(),
     }
 }
+
+/// One gated table of a new run against a base run (or baseline), after
+/// checking that the two are comparable at all. Refuses, with every
+/// reason, unless `allow_mismatch`.
+pub fn across_runs(
+    base: (&str, &crate::host::env::RunEnv, &[CellResult]),
+    new: (&str, &crate::host::env::RunEnv, &[CellResult]),
+    allow_mismatch: bool,
+    noise: &NoiseTable,
+) -> crate::failure::Result<Table> {
+    let why = base.1.incomparable(new.1);
+    if !why.is_empty() && !allow_mismatch {
+        return Err(crate::failure::Failure::input(format!(
+            "will not compare {} with {}: {} (--allow-env-mismatch compares anyway, and says so)",
+            base.0,
+            new.0,
+            why.join("; ")
+        )));
+    }
+    let pairs = pairs_across(base.2, new.2);
+    if pairs.is_empty() {
+        return Err(crate::failure::Failure::input(format!(
+            "{} and {} share no cell (same profile, workload and swiotlb setting)",
+            base.0, new.0
+        )));
+    }
+    let kernels = |cells: &[CellResult]| {
+        cells.iter().map(|c| c.key.kernel.clone()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(",")
+    };
+    let mut title = format!("{} [{}] (base) vs {} [{}] (new)", base.0, kernels(base.2), new.0, kernels(new.2));
+    if !why.is_empty() {
+        title.push_str(&format!(" -- COMPARED DESPITE: {}", why.join("; ")));
+    }
+    Ok(judge_pairs(title, true, &pairs, noise, &[Axis::Swiotlb]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::accel::{Accel, AccelChoice};
+    use crate::host::env::RunEnv;
+    use crate::results::{Better, CellKey, Metric, Sample};
+
+    fn cell(kernel: &str, values: &[(&str, bool, &[f64])]) -> CellResult {
+        let metrics = values
+            .iter()
+            .map(|(name, gate, v)| {
+                let decl = MetricDecl {
+                    unit: "us".into(),
+                    better: Better::Lower,
+                    description: String::new(),
+                    gate: *gate,
+                    deterministic: false,
+                    floor_pct: None,
+                };
+                let samples = v.iter().enumerate().map(|(i, x)| Sample { rep: i as u32, value: *x }).collect();
+                (name.to_string(), Metric { decl, samples })
+            })
+            .collect();
+        CellResult {
+            key: CellKey {
+                kernel: kernel.into(),
+                profile: "sev-emulated".into(),
+                workload: "dmabench".into(),
+                swiotlb: "default".into(),
+            },
+            kernel_build: "k".into(),
+            swiotlb_dynamic: true,
+            swiotlb_cmdline: String::new(),
+            accel: AccelChoice { accel: Accel::Tcg, reason: "test".into() },
+            emulated: true,
+            reps: Vec::new(),
+            metrics,
+            expected_failure: None,
+        }
+    }
+
+    fn env(cpu: &str, qemu: &str) -> RunEnv {
+        serde_json::from_value(serde_json::json!({
+            "started_at": "", "command": "", "matrix_file": "", "harness_rev": "",
+            "host": {"cpu_model": cpu, "cores": 2, "mem_total_kib": 1, "kernel": "", "kvm_device": false},
+            "qemu": {"qemu-system-x86_64": qemu},
+            "accel": {"x86_64": {"accel": "tcg", "reason": ""}},
+            "kernels": {}
+        }))
+        .unwrap()
+    }
+
+    const BASE: &[f64] = &[1.9, 2.0, 1.9, 2.0, 1.9, 2.0];
+    const SLOW: &[f64] = &[2.5, 2.6, 2.5, 2.4, 2.5, 2.6];
+
+    #[test]
+    fn runs_of_one_kernel_each_pair_across_kernel_names_and_gate_only_gated_metrics() {
+        let base = [cell("6.12-dynamic", &[("dmabench.map_us", true, BASE), ("dmabench.map_stddev_us", false, BASE)])];
+        let new =
+            [cell("6.12-dynamic+fix", &[("dmabench.map_us", true, SLOW), ("dmabench.map_stddev_us", false, SLOW)])];
+        let e = env("cpu", "7.2");
+        let t = across_runs(("a", &e, &base), ("b", &e, &new), false, &NoiseTable::default()).unwrap();
+        assert_eq!(t.rows.len(), 2);
+        let g = gate(std::slice::from_ref(&t));
+        assert_eq!(g.gated_rows, 1);
+        assert_eq!(g.regressions.len(), 1, "{:?}", t.rows);
+        assert_eq!(g.regressions[0].1.metric, "dmabench.map_us");
+        // The informational row moved as much, and is judged, but gates nothing.
+        assert_eq!(t.rows.iter().find(|r| !r.j.gated).unwrap().j.verdict, Verdict::Worse);
+    }
+
+    #[test]
+    fn runs_from_different_hosts_or_qemus_are_refused_unless_allowed() {
+        let base = [cell("k", &[("dmabench.map_us", true, BASE)])];
+        let new = [cell("k", &[("dmabench.map_us", true, BASE)])];
+        let e = across_runs(
+            ("a", &env("EPYC", "7.2"), &base),
+            ("b", &env("Xeon", "8.0"), &new),
+            false,
+            &NoiseTable::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.class, crate::failure::FailureClass::Input);
+        assert!(e.message.contains("host `EPYC` x2 here and `Xeon` x2 there"), "{}", e.message);
+        assert!(e.message.contains("`7.2` here and `8.0` there"), "{}", e.message);
+        let t = across_runs(
+            ("a", &env("EPYC", "7.2"), &base),
+            ("b", &env("Xeon", "7.2"), &new),
+            true,
+            &NoiseTable::default(),
+        )
+        .unwrap();
+        assert!(t.title.contains("COMPARED DESPITE"), "{}", t.title);
+    }
+
+    #[test]
+    fn an_ungated_comparison_never_fails_the_gate() {
+        let cells =
+            [cell("fixed", &[("dmabench.map_us", true, BASE)]), cell("dynamic", &[("dmabench.map_us", true, SLOW)])];
+        let c = Comparison { axis: Axis::Kernel, base: "fixed".into(), new: "dynamic".into(), gate: false };
+        let tables = in_run(&cells, std::slice::from_ref(&c), &NoiseTable::default());
+        assert_eq!(tables[0].rows[0].j.verdict, Verdict::Worse);
+        assert!(gate(&tables).regressions.is_empty());
+        let gated = Comparison { gate: true, ..c };
+        assert_eq!(gate(&in_run(&cells, &[gated], &NoiseTable::default())).regressions.len(), 1);
+    }
+}

@@ -1,0 +1,117 @@
+//! The regression gate against real kernels: seeded defects of each class
+//! a gate must catch (kernels/patches/defect-*.mbox) fail it with their
+//! exit code, and the same kernel against itself, across two runs through
+//! a saved baseline, passes it.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// dma_map_benchmark cut to its headline latency run (and the shortest
+/// sweep and growth runs), on the forced-bouncing x86 guest.
+fn dmabench_matrix(reps: u32, series: &[&str]) -> String {
+    let series = if series.is_empty() {
+        String::new()
+    } else {
+        let entries: Vec<String> = series
+            .iter()
+            .map(|s| format!("  - {{path: {}}}", root().join("kernels/patches").join(s).display()))
+            .collect();
+        format!("series:\n{}\n", entries.join("\n"))
+    };
+    format!(
+        r#"
+repetitions: {reps}
+kernels: [6.12-dynamic]
+{series}profiles: [sev-emulated]
+workloads: [dmabench]
+params:
+  dmabench: {{seconds: 2, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}}
+swiotlb:
+  default: ""
+"#
+    )
+}
+
+fn run_in(project: &Path, yaml: &str, extra: &[&str]) -> MatrixRun {
+    run_matrix_in(Some(project), yaml, extra)
+}
+
+/// A bounce path 500 ns slower per copy: the gate names map_us and
+/// unmap_us, on the patched kernel only, and exits 7. The unpatched
+/// kernel in the same run, judged against a baseline saved from an
+/// earlier run, raises nothing (an A/A across runs).
+#[test]
+fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let project = project_copy();
+
+    let base = run_in(project.path(), &dmabench_matrix(5, &[]), &[]);
+    assert_eq!(base.code, Some(0), "{}\n{}", base.out, base.err);
+    let o = bounce()
+        .env("BOUNCE_ROOT", project.path())
+        .args(["baseline", "save"])
+        .arg(&base.run_dir)
+        .arg("nightly")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(project
+        .path()
+        .join("results/baselines/nightly/cells/6.12-dynamic.sev-emulated.dmabench.default.json")
+        .is_file());
+
+    let r = run_in(project.path(), &dmabench_matrix(5, &["defect-slow.mbox"]), &["--gate", "nightly"]);
+    assert_eq!(r.code, Some(7), "exit 7 (regression) expected:\n{}\n{}", r.out, r.err);
+    r.assert_all_passed();
+    let gate: Vec<&str> = r.out.lines().skip_while(|l| !l.starts_with("gate: ")).collect();
+    assert!(gate[0].contains("regressed"), "{}", r.out);
+    let regressed: Vec<&&str> = gate.iter().filter(|l| l.contains("REGRESSED")).collect();
+    assert!(regressed.iter().any(|l| l.contains("dmabench.map_us")), "{}", r.out);
+    // Only the patched kernel's comparison regressed; base vs baseline did not.
+    for l in &regressed {
+        assert!(l.contains("6.12-dynamic+defect-slow (new)"), "a regression outside the defect:\n{l}\n{}", r.out);
+    }
+    let slow = r.value("6.12-dynamic+defect-slow.sev-emulated.dmabench.default", "dmabench.map_us");
+    let fast = r.value("6.12-dynamic.sev-emulated.dmabench.default", "dmabench.map_us");
+    assert!(slow > fast, "{slow} vs {fast}");
+
+    // The same two runs through `bounce compare`: the unpatched cells of
+    // the second run against the baseline pass the gate.
+    let o = bounce()
+        .env("BOUNCE_ROOT", project.path())
+        .args(["compare", "nightly"])
+        .arg(&r.run_dir)
+        .arg("--gate")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("gate: 2 gated metric rows, 0 regressed"), "{out}");
+}
+
+/// A bit flipped in every page-sized bounce and slots that leak: both are
+/// correctness failures (exit 6), caught by fio's verify and by the
+/// swiotlb counters, while the unpatched kernel's cells pass.
+#[test]
+fn seeded_corruption_and_slot_leak_fail_as_correctness() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let yaml = dmabench_matrix(1, &["defect-corrupt.mbox", "defect-leak.mbox"])
+        .replace("workloads: [dmabench]", "workloads: [dmabench, storage]")
+        .replace("params:\n", "params:\n  storage: {jobs: [seq-64k, rand-4k], size_mib: 4}\n");
+    let r = run_matrix_in(None, &yaml, &["--gate"]);
+    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
+    for w in ["dmabench", "storage"] {
+        let c = r.cell(&format!("6.12-dynamic.sev-emulated.{w}.default"));
+        assert_eq!(c.status(), bounce::results::Status::Pass, "base {w}: {:?}", c.worst_failure());
+    }
+    let failure = |id: &str| r.cell(id).worst_failure().cloned().unwrap_or_else(|| panic!("{id} passed\n{}", r.out));
+    let corrupt = failure("6.12-dynamic+defect-corrupt.sev-emulated.storage.default");
+    assert_eq!(corrupt.class, bounce::failure::FailureClass::Correctness, "{corrupt:?}");
+    let leak = failure("6.12-dynamic+defect-leak.sev-emulated.dmabench.default");
+    assert_eq!(leak.class, bounce::failure::FailureClass::Correctness, "{leak:?}");
+    assert!(leak.message.contains("did not return to its idle value"), "{}", leak.message);
+}
