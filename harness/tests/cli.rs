@@ -126,3 +126,47 @@ fn an_empty_cache_lists_nothing_and_collects_nothing() {
     assert!(o.status.success());
     assert!(text(&o).0.contains("freed 0 B"), "{}", text(&o).0);
 }
+
+#[test]
+fn gate_commands_reject_bad_input_with_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // A baseline that does not exist: said before any boot.
+    let o = bounce().args(["compare", "no-such-baseline", "also-none", "--gate"]).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("`no-such-baseline` is neither a run directory"), "{err}");
+    let o = bounce()
+        .args(["matrix", "--matrix", "nightly.yaml", "--gate", "no-such-baseline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.lines().count() <= 2 && err.contains("bounce baseline save RUN NAME"), "{err}");
+    // A run directory with a failed cell is no baseline; a name with a slash is refused.
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("cells")).unwrap();
+    let o = bounce().args(["baseline", "save"]).arg(&run).arg("../escape").output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("use a plain name"), "{err}");
+    // Calibration needs enough boots to measure noise at all.
+    let o =
+        bounce().args(["calibrate", "--matrix", "nightly.yaml", "--reps", "3"]).current_dir(root()).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("at least 6 boots"), "{err}");
+}
+
+#[test]
+fn the_nightly_matrix_is_one_kernel_with_gated_metrics_in_every_cell() {
+    let o = bounce().args(["matrix", "--matrix", "nightly.yaml", "--dry-run"]).current_dir(root()).output().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("8 cells x 6 repetitions = 48 boots"), "{out}");
+    assert!(out.contains("kernels to build or find in the cache: 6.12-dynamic (x86_64)\n"), "{out}");
+    let m = bounce::matrix::Matrix::load(&root(), &root().join("nightly.yaml")).unwrap();
+    for w in m.workloads.values() {
+        assert!(w.metrics.values().any(|d| d.gate), "workload {} has no gated metric", w.name);
+    }
+}
