@@ -66,6 +66,9 @@ enum Command {
         results: Option<PathBuf>,
         #[arg(long)]
         seed: Option<u64>,
+        /// Boot nothing: calibrate from this stored run of one kernel.
+        #[arg(long, conflicts_with_all = ["kernel", "seed"])]
+        run: Option<PathBuf>,
     },
     /// Named baselines: raw samples and environment of a run, kept.
     Baseline {
@@ -205,17 +208,17 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 kernels: None,
             };
             let out = run::run(&root, &cache, &opts).await?;
-            let mut text = report::for_run(&root, &out.run, &out.cells, false)?;
-            let mut md = report::for_run(&root, &out.run, &out.cells, true)?;
+            let judged = report::RunReport::load(&root, &out.run, &out.cells, &noise)?;
+            let mut text = judged.text(&out.cells, false);
+            let mut md = judged.text(&out.cells, true);
             let mut gate_code = 0;
             if gate.is_some() {
-                let env = out.run.read_env()?;
-                let mut tables = stats::compare::in_run(&out.cells, &env.compare, &noise);
+                let mut tables = judged.tables;
                 if let Some(b) = &baseline {
                     let (benv, bcells) = (b.read_env()?, b.read_cells()?);
                     let t = stats::compare::across_runs(
                         (&b.name(), &benv, &bcells),
-                        (&out.run.name(), &env, &out.cells),
+                        (&out.run.name(), &judged.env, &out.cells),
                         allow_env_mismatch,
                         &noise,
                     )?;
@@ -237,7 +240,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             // A broken cell outranks a slow one: fix correctness first.
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(gate_code))
         }
-        Command::Calibrate { matrix, kernel, reps, accel, results, seed } => {
+        Command::Calibrate { matrix, kernel, reps, accel, results, seed, run: stored } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             let m = Matrix::load(&root, &matrix)?;
             let kernel = kernel.unwrap_or_else(|| m.kernels[0].clone());
@@ -246,18 +249,38 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     "--reps {reps}: calibration needs at least 6 boots a cell (3 an arm) to measure noise"
                 )));
             }
-            let opts = run::Options {
-                matrix,
-                results: results.unwrap_or_else(|| root.join("results")),
-                accel,
-                repetitions: Some(reps),
-                seed,
-                kernels: Some(vec![kernel.clone()]),
+            let out = match stored {
+                Some(dir) => {
+                    let run = RunDir::open(&dir)?;
+                    let cells = run.read_cells()?;
+                    let kernels: std::collections::BTreeSet<&str> =
+                        cells.iter().map(|c| c.key.kernel.as_str()).collect();
+                    if kernels.len() != 1 {
+                        return Err(Failure::input(format!(
+                            "{}: a calibration run holds one kernel; this one has {}",
+                            dir.display(),
+                            kernels.into_iter().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    let worst = report::status(&cells).1;
+                    run::Outcome { run, cells, worst, interrupted: false }
+                }
+                None => {
+                    let opts = run::Options {
+                        matrix,
+                        results: results.unwrap_or_else(|| root.join("results")),
+                        accel,
+                        repetitions: Some(reps),
+                        seed,
+                        kernels: Some(vec![kernel.clone()]),
+                    };
+                    run::run(&root, &cache, &opts).await?
+                }
             };
-            let out = run::run(&root, &cache, &opts).await?;
             if out.interrupted {
                 return Ok(130);
             }
+            let reps = out.cells.iter().map(|c| c.reps.len()).min().unwrap_or(0) as u32;
             if let Some(c) = out.worst {
                 println!("{}", report::status(&out.cells).0);
                 return Err(Failure::new(c, "calibration needs every boot to pass; nothing was stored"));
@@ -268,25 +291,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let n = measured.figures.len();
             table.merge(measured);
             table.save(&path)?;
-            let (aa, g) = bounce::matrix::calibrate::aa_table(&out.cells, &table);
-            let (summary, _) = report::gate_summary(&g);
-            let mut text = format!("{}\n{}", report::render(&aa, false), summary);
-            text.push_str(&format!(
-                "\nMDE of a nightly gate ({} boots a cell against this run's {reps}), gated metrics:\n",
-                m.spec.repetitions
-            ));
-            for r in
-                bounce::matrix::calibrate::mde_table(&out.cells, &table, reps as usize, m.spec.repetitions as usize)
-            {
-                text.push_str(&format!(
-                    "  {:<34} {:<24} noise {:>5.1}%  threshold {:>5.1}%  MDE {}\n",
-                    r.cell,
-                    r.metric,
-                    r.noise_pct,
-                    r.threshold_pct,
-                    r.mde_pct.map(|x| format!("{x:.1}%")).unwrap_or("n/a (too few boots)".into())
-                ));
-            }
+            let (aa, g) = stats::calibrate::aa_table(&out.cells, &table);
+            let sizes = (reps as usize, m.spec.repetitions as usize);
+            let mde = stats::calibrate::mde_table(&out.cells, &table, sizes.0, sizes.1);
+            let mut text = report::calibration(&aa, &g, &mde, sizes);
             text.push_str(&format!(
                 "\n{n} noise figures stored in {}; keep this run as the baseline with:\n  bounce baseline save {} NAME\n",
                 path.display(),

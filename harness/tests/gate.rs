@@ -37,7 +37,14 @@ fn run_in(project: &Path, yaml: &str, extra: &[&str]) -> MatrixRun {
     run_matrix_in(Some(project), yaml, extra)
 }
 
-/// A bounce path 500 ns slower per copy: the gate names map_us and
+/// `bounce ARGS` in `project`: exit code, stdout, stderr.
+fn bounce_in(project: &Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let o = bounce().env("BOUNCE_ROOT", project).args(args).output().unwrap();
+    let (out, err) = text(&o);
+    (o.status.code(), out, err)
+}
+
+/// A bounce path 1 us slower per copy: the gate names map_us and
 /// unmap_us, on the patched kernel only, and exits 7. The unpatched
 /// kernel in the same run, judged against a baseline saved from an
 /// earlier run, raises nothing (an A/A across runs).
@@ -47,23 +54,19 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
     build_x86_64_first("6.12-dynamic", None);
     let project = project_copy();
 
-    let base = run_in(project.path(), &dmabench_matrix(5, &[]), &[]);
+    let base = run_in(project.path(), &dmabench_matrix(6, &[]), &[]);
     assert_eq!(base.code, Some(0), "{}\n{}", base.out, base.err);
-    let o = bounce()
-        .env("BOUNCE_ROOT", project.path())
-        .args(["baseline", "save"])
-        .arg(&base.run_dir)
-        .arg("nightly")
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}\n{err}");
+    let (code, out, err) = bounce_in(
+        project.path(),
+        &["baseline".as_ref(), "save".as_ref(), base.run_dir.as_os_str(), "nightly".as_ref()],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(project
         .path()
         .join("results/baselines/nightly/cells/6.12-dynamic.sev-emulated.dmabench.default.json")
         .is_file());
 
-    let r = run_in(project.path(), &dmabench_matrix(5, &["defect-slow.mbox"]), &["--gate", "nightly"]);
+    let r = run_in(project.path(), &dmabench_matrix(6, &["defect-slow.mbox"]), &["--gate", "nightly"]);
     assert_eq!(r.code, Some(7), "exit 7 (regression) expected:\n{}\n{}", r.out, r.err);
     r.assert_all_passed();
     let gate: Vec<&str> = r.out.lines().skip_while(|l| !l.starts_with("gate: ")).collect();
@@ -80,15 +83,9 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
 
     // The same two runs through `bounce compare`: the unpatched cells of
     // the second run against the baseline pass the gate.
-    let o = bounce()
-        .env("BOUNCE_ROOT", project.path())
-        .args(["compare", "nightly"])
-        .arg(&r.run_dir)
-        .arg("--gate")
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let (code, out, err) =
+        bounce_in(project.path(), &["compare".as_ref(), "nightly".as_ref(), r.run_dir.as_os_str(), "--gate".as_ref()]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("gate: 2 gated metric rows, 0 regressed"), "{out}");
 }
 

@@ -1,7 +1,6 @@
 //! The matrix: which kernels, on which guests, running what, with which
 //! swiotlb boot settings, how many times, compared how.
 
-pub mod calibrate;
 pub mod run;
 
 use crate::failure::{Failure, Result};

@@ -122,6 +122,11 @@ pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
             r.j.threshold_pct,
         ));
     }
+    // Per-patch steps come before the whole series in a matrix's
+    // comparisons, so the first regressed table names the patch.
+    if let Some((title, _)) = g.regressions.first() {
+        out.push_str(&format!("  first regressed comparison: {title}\n"));
+    }
     if g.gated_rows == 0 {
         out.push_str("  (nothing gated: no gated comparison or no gated metric in these cells)\n");
     }
@@ -160,19 +165,61 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
     (out, worst)
 }
 
-/// The report of a stored run: its provenance, one table per comparison
-/// of its matrix, and the failed cells.
+/// A stored run judged: its provenance and one table per comparison of
+/// its matrix (the gate reads the same tables the report shows).
+pub struct RunReport {
+    pub env: RunEnv,
+    pub header: String,
+    pub tables: Vec<Table>,
+}
+
+impl RunReport {
+    pub fn load(root: &Path, run: &RunDir, cells: &[CellResult], noise: &NoiseTable) -> Result<RunReport> {
+        let env = run.read_env()?;
+        let compare = if env.compare.is_empty() {
+            // A run stored before comparisons were kept with it.
+            Matrix::load(root, Path::new(&env.matrix_file))?.compare
+        } else {
+            env.compare.clone()
+        };
+        let tables = stats::compare::in_run(cells, &compare, noise);
+        Ok(RunReport { header: header(run, &env), env, tables })
+    }
+
+    pub fn text(&self, cells: &[CellResult], markdown: bool) -> String {
+        full(cells, &self.tables, &self.header, markdown)
+    }
+}
+
+/// The report of a stored run, judged with the project's calibration.
 pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) -> Result<String> {
-    let env = run.read_env()?;
-    let compare = if env.compare.is_empty() {
-        // A run stored before comparisons were kept with it.
-        Matrix::load(root, Path::new(&env.matrix_file))?.compare
-    } else {
-        env.compare.clone()
-    };
     let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
-    let tables = stats::compare::in_run(cells, &compare, &noise);
-    Ok(full(cells, &tables, &header(run, &env), markdown))
+    Ok(RunReport::load(root, run, cells, &noise)?.text(cells, markdown))
+}
+
+/// What `bounce calibrate` prints: its own A/A table and gate, and the
+/// minimum detectable effect of a nightly gate on each gated metric.
+pub fn calibration(
+    aa: &Table,
+    g: &GateOutcome,
+    mde: &[stats::calibrate::MdeRow],
+    (n_base, n_new): (usize, usize),
+) -> String {
+    let mut text = format!("{}\n{}", render(aa, false), gate_summary(g).0);
+    text.push_str(&format!(
+        "\nMDE of a nightly gate ({n_new} boots a cell against a baseline of {n_base}), gated metrics:\n"
+    ));
+    for r in mde {
+        text.push_str(&format!(
+            "  {:<34} {:<24} noise {:>5.1}%  threshold {:>5.1}%  MDE {}\n",
+            r.cell,
+            r.metric,
+            r.noise_pct,
+            r.threshold_pct,
+            r.mde_pct.map(|x| format!("{x:.1}%")).unwrap_or("n/a (too few boots)".into())
+        ));
+    }
+    text
 }
 
 fn header(run: &RunDir, env: &RunEnv) -> String {

@@ -117,7 +117,10 @@ impl RunDir {
 
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value).unwrap())
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::infra(format!("{}: {e}", path.display())))?;
+    path.parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(&tmp, text))
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Failure::infra(format!("cannot write {}: {e}", path.display())))
 }

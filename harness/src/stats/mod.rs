@@ -10,6 +10,7 @@
 //! can be shown the verdict is `inconclusive`, with the smallest change the
 //! same n would detect (MDE), never a `~` that reads as "no change".
 
+pub mod calibrate;
 pub mod compare;
 pub mod noise;
 pub mod rank;

@@ -116,6 +116,18 @@ pub fn common(t: &Transcript) -> BTreeMap<String, f64> {
         if let Some(h) = e.get("io_tlb_used_hiwater") {
             out.insert("used_hiwater_slabs".into(), *h as f64);
         }
+        // Every counter the guest read, at boot and at the end, so two
+        // runs compare on all of them (a transient pool left behind, a
+        // used count that drifts), not only on what a check looks at.
+        for (when, c) in [("boot", &b), ("end", &e)] {
+            for (name, key) in
+                [("nslabs", "io_tlb_nslabs"), ("used", "io_tlb_used"), ("transient_nslabs", "io_tlb_transient_nslabs")]
+            {
+                if let Some(v) = c.get(key) {
+                    out.insert(format!("tlb_{name}.{when}"), *v as f64);
+                }
+            }
+        }
     }
     out
 }
@@ -143,14 +155,29 @@ pub fn count_lines(t: &Transcript, section: &str, needle: &str) -> usize {
 }
 
 pub fn dmabench(t: &Transcript) -> Result<BTreeMap<String, f64>> {
-    let lat = need(t, "latency")?;
-    let b = map_benchmark(&lat.lines).ok_or_else(|| {
-        Failure::new(FailureClass::Workload, format!("dma_map_benchmark printed no result: {}", lat.lines.join(" | ")))
-    })?;
+    // The headline runs (`latency`, `latency-2`, ...; not the warm-up):
+    // one value per boot, their minimum. Under TCG a run lands near 2.8 us
+    // or near 4.8 us depending on what the host does to the vCPU threads,
+    // switching within one boot; the fastest run is the one least
+    // disturbed, and a slower kernel moves it too. Measured on the nightly
+    // calibration (10 boots): boot-to-boot noise 20 % with the median of
+    // five runs, 5 % with the minimum.
+    let mut runs = vec![need(t, "latency")?];
+    runs.extend((2..).map_while(|i| t.section(&format!("latency-{i}"))));
+    let mut parsed = Vec::new();
+    for lat in runs {
+        parsed.push(map_benchmark(&lat.lines).ok_or_else(|| {
+            Failure::new(
+                FailureClass::Workload,
+                format!("dma_map_benchmark printed no result: {}", lat.lines.join(" | ")),
+            )
+        })?);
+    }
+    let min = |f: fn(&MapBench) -> f64| parsed.iter().map(f).fold(f64::INFINITY, f64::min);
     let mut out = BTreeMap::from([
-        ("map_us".to_string(), b.map_us),
-        ("map_stddev_us".to_string(), b.map_stddev_us),
-        ("unmap_us".to_string(), b.unmap_us),
+        ("map_us".to_string(), min(|b| b.map_us)),
+        ("map_stddev_us".to_string(), min(|b| b.map_stddev_us)),
+        ("unmap_us".to_string(), min(|b| b.unmap_us)),
     ]);
     // The sweep: threads x granule x direction, one section per case.
     for (name, sec) in &t.sections {
@@ -211,6 +238,27 @@ mod tests {
         let b = map_benchmark(&out).unwrap();
         assert_eq!(b, MapBench { map_us: 14.3, map_stddev_us: 2.1, unmap_us: 9.8, unmap_stddev_us: 1.0 });
         assert!(map_benchmark(&lines("ioctl: Cannot allocate memory")).is_none());
+    }
+
+    #[test]
+    fn the_headline_is_the_fastest_of_its_runs_and_the_warm_up_is_dropped() {
+        let run = |name: &str, map: f64| {
+            format!("@@bounce begin {name}\naverage map latency(us):{map} standard deviation:1.0\naverage unmap latency(us):{} standard deviation:1.0\n@@bounce end {name} rc=0\n", map - 1.0)
+        };
+        let counters = "io_tlb_nslabs 128\nio_tlb_used 0\nio_tlb_used_hiwater 0\n";
+        let text = [
+            run("latency-warmup", 1.5),
+            run("latency", 3.1),
+            run("latency-2", 5.2),
+            run("latency-3", 2.9),
+            format!("@@bounce begin growth-before\n{counters}@@bounce end growth-before rc=0\n"),
+            run("growth", 100.0),
+            format!("@@bounce begin growth-after\n{counters}@@bounce end growth-after rc=0\n"),
+        ]
+        .concat();
+        let m = dmabench(&Transcript::parse(&text)).unwrap();
+        assert_eq!(m["map_us"], 2.9);
+        assert!((m["unmap_us"] - 1.9).abs() < 1e-9);
     }
 
     #[test]

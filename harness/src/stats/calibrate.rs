@@ -2,10 +2,10 @@
 //! metric moves between identical boots (the noise a gate must not call a
 //! regression) and to show, on the spot, that the gate stays quiet.
 
+use super::compare::{gate, judge_pairs, GateOutcome, Pair, Table};
+use super::noise::NoiseTable;
+use super::{mde_pct, ALPHA};
 use crate::results::{Axis, CellResult, Metric};
-use crate::stats::compare::{gate, judge_pairs, GateOutcome, Pair, Table};
-use crate::stats::noise::NoiseTable;
-use crate::stats::{mde_pct, ALPHA};
 
 /// Split every cell's boots by repetition parity into two arms (the
 /// schedule interleaves repetitions, so the arms saw the same host), and
