@@ -26,7 +26,7 @@ kernels: [6.12-dynamic]
 {series}profiles: [sev-emulated]
 workloads: [dmabench]
 params:
-  dmabench: {{seconds: 2, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}}
+  dmabench: {{seconds: 1, latency_runs: 5, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}}
 swiotlb:
   default: ""
 "#
