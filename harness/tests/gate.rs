@@ -44,7 +44,8 @@ fn bounce_in(project: &Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, String,
     (o.status.code(), out, err)
 }
 
-/// A bounce path 1 us slower per copy: the gate names map_us and
+/// A bounce path 3 us slower per copy (about 2x; above the MDE of
+/// this TCG host, see `bounce calibrate`): the gate names map_us and
 /// unmap_us, on the patched kernel only, and exits 7. The unpatched
 /// kernel in the same run, judged against a baseline saved from an
 /// earlier run, raises nothing (an A/A across runs).
