@@ -348,3 +348,44 @@ pub fn full(cells: &[CellResult], tables: &[Table], header: &str, markdown: bool
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::testing::cell;
+    use crate::results::{Axis, Comparison};
+
+    const BASE: &[f64] = &[1.9, 2.0, 1.9, 2.0, 1.9, 2.0];
+    const SLOW: &[f64] = &[2.9, 3.0, 2.9, 3.1, 2.9, 3.0];
+
+    fn tables(gate: bool) -> Vec<Table> {
+        let cells = [
+            cell("a", &[("dmabench.map_us", true, BASE), ("dmabench.map_stddev_us", false, BASE)]),
+            cell("b", &[("dmabench.map_us", true, SLOW), ("dmabench.map_stddev_us", false, SLOW)]),
+        ];
+        let c = Comparison { axis: Axis::Kernel, base: "a".into(), new: "b".into(), gate };
+        stats::compare::in_run(&cells, &[c], &NoiseTable::default())
+    }
+
+    #[test]
+    fn a_gated_regression_is_marked_and_counted_an_informational_one_is_not() {
+        let t = tables(true);
+        let text = render(&t[0], false);
+        let line = |m: &str| text.lines().find(|l| l.contains(m)).unwrap_or_else(|| panic!("{m}:\n{text}")).to_string();
+        assert!(line("map_us*").contains("REGRESSED"), "{text}");
+        assert!(line("map_stddev_us").contains("worse") && !line("map_stddev_us").contains("REGRESSED"));
+        // No calibration: the threshold is marked as the samples' own noise.
+        assert!(line("map_us*").contains("~5.0%"), "{text}");
+        assert!(text.starts_with("kernel: a (base) vs b (new) [gated]"), "{text}");
+        let (summary, code) = gate_summary(&stats::compare::gate(&t));
+        assert_eq!(code, 7);
+        assert!(summary.starts_with("gate: 1 gated metric rows, 1 regressed"), "{summary}");
+        assert!(summary.contains("first regressed comparison: kernel: a (base) vs b (new)"), "{summary}");
+        // The same rows in an ungated comparison: shown, never a failure.
+        let t = tables(false);
+        assert!(!render(&t[0], false).contains("REGRESSED"));
+        assert_eq!(gate_summary(&stats::compare::gate(&t)).1, 0);
+        // Markdown carries the same rows for a review reply.
+        assert!(render(&tables(true)[0], true).contains("| sev-emulated [emulated] | dmabench |"));
+    }
+}

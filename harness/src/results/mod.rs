@@ -229,3 +229,46 @@ impl CellResult {
         self.reps.iter().filter_map(|r| r.failure.as_ref()).max_by_key(|f| f.class)
     }
 }
+
+/// Cells made by hand, for the tests of everything that reads the model.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use crate::host::accel::Accel;
+
+    /// A sev-emulated dmabench cell of `kernel` with `(metric, gated,
+    /// per-boot values)`, lower is better.
+    pub fn cell(kernel: &str, values: &[(&str, bool, &[f64])]) -> CellResult {
+        let metrics = values
+            .iter()
+            .map(|(name, gate, v)| {
+                let decl = MetricDecl {
+                    unit: "us".into(),
+                    better: Better::Lower,
+                    description: String::new(),
+                    gate: *gate,
+                    deterministic: false,
+                    floor_pct: None,
+                };
+                let samples = v.iter().enumerate().map(|(i, x)| Sample { rep: i as u32, value: *x }).collect();
+                (name.to_string(), Metric { decl, samples })
+            })
+            .collect();
+        CellResult {
+            key: CellKey {
+                kernel: kernel.into(),
+                profile: "sev-emulated".into(),
+                workload: "dmabench".into(),
+                swiotlb: "default".into(),
+            },
+            kernel_build: "k".into(),
+            swiotlb_dynamic: true,
+            swiotlb_cmdline: String::new(),
+            accel: AccelChoice { accel: Accel::Tcg, reason: "test".into() },
+            emulated: true,
+            reps: Vec::new(),
+            metrics,
+            expected_failure: None,
+        }
+    }
+}

@@ -208,43 +208,8 @@ pub fn across_runs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::accel::{Accel, AccelChoice};
     use crate::host::env::RunEnv;
-    use crate::results::{Better, CellKey, Metric, Sample};
-
-    fn cell(kernel: &str, values: &[(&str, bool, &[f64])]) -> CellResult {
-        let metrics = values
-            .iter()
-            .map(|(name, gate, v)| {
-                let decl = MetricDecl {
-                    unit: "us".into(),
-                    better: Better::Lower,
-                    description: String::new(),
-                    gate: *gate,
-                    deterministic: false,
-                    floor_pct: None,
-                };
-                let samples = v.iter().enumerate().map(|(i, x)| Sample { rep: i as u32, value: *x }).collect();
-                (name.to_string(), Metric { decl, samples })
-            })
-            .collect();
-        CellResult {
-            key: CellKey {
-                kernel: kernel.into(),
-                profile: "sev-emulated".into(),
-                workload: "dmabench".into(),
-                swiotlb: "default".into(),
-            },
-            kernel_build: "k".into(),
-            swiotlb_dynamic: true,
-            swiotlb_cmdline: String::new(),
-            accel: AccelChoice { accel: Accel::Tcg, reason: "test".into() },
-            emulated: true,
-            reps: Vec::new(),
-            metrics,
-            expected_failure: None,
-        }
-    }
+    use crate::results::testing::cell;
 
     fn env(cpu: &str, qemu: &str) -> RunEnv {
         serde_json::from_value(serde_json::json!({
