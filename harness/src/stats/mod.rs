@@ -162,6 +162,11 @@ fn constant(xs: &[f64]) -> bool {
     xs.windows(2).all(|w| w[0] == w[1])
 }
 
+/// Every value within `pct` percent of the median.
+fn steady(xs: &[f64], pct: f64) -> bool {
+    median(xs).is_some_and(|m| xs.iter().all(|x| (x - m).abs() <= m.abs() * pct / 100.0))
+}
+
 /// Judge one metric. `noise` is the calibrated boot noise (percent) when
 /// there is one; `family` the number of rows corrected together with this
 /// one, for the MDE. The verdict is provisional until `correct()` has
@@ -169,9 +174,11 @@ fn constant(xs: &[f64]) -> bool {
 pub fn judge(decl: &MetricDecl, base: &[f64], new: &[f64], noise: Option<f64>, family: usize) -> Judgement {
     let bm = median(base);
     let nm = median(new);
-    // Declared deterministic, and it held still: otherwise it is judged
-    // like any noisy metric.
-    let exact = decl.deterministic && constant(base) && constant(new);
+    // Declared deterministic, and it held still (within a tenth of its
+    // floor: MemTotal moves by 4 KiB of 2 GiB between identical boots):
+    // otherwise it is judged like any noisy metric.
+    let still = |xs: &[f64]| steady(xs, decl.floor_pct() / 10.0);
+    let exact = decl.deterministic && still(base) && still(new);
     let (noise_pct, noise_source) = if exact {
         (Some(0.0), NoiseSource::Deterministic)
     } else if let Some(n) = noise {
@@ -226,7 +233,7 @@ fn decide(decl: &MetricDecl, base: &[f64], new: &[f64], j: &Judgement) -> Verdic
     // one value against another is the whole story.
     if j.noise_source == NoiseSource::Deterministic {
         return match j.delta_pct {
-            _ if b == n => Verdict::Same,
+            _ if b == n && constant(base) && constant(new) => Verdict::Same,
             Some(d) if d.abs() <= j.threshold_pct => Verdict::NoChange,
             _ => direction(decl, n > b),
         };
@@ -320,6 +327,8 @@ mod tests {
         assert_eq!(judged(&d, &[1975952.0; 3], &[2041216.0; 3]).verdict, Verdict::Better);
         // A few KiB of kernel text is below the floor.
         assert_eq!(judged(&d, &[1975952.0; 3], &[1975948.0; 3]).verdict, Verdict::NoChange);
+        // 4 KiB of wobble between identical boots is still deterministic.
+        assert_eq!(judged(&d, &[1975948.0, 1975952.0, 1975948.0], &[2041216.0; 3]).verdict, Verdict::Better);
         // Declared deterministic but it moved: judged as noisy, not decided.
         let j = judged(&d, &[100.0, 101.0, 100.0], &[120.0, 121.0, 120.0]);
         assert_eq!((j.noise_source, j.verdict), (NoiseSource::Observed, Verdict::Inconclusive));
