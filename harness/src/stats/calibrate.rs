@@ -4,7 +4,7 @@
 
 use super::compare::{gate, judge_pairs, GateOutcome, Pair, Table};
 use super::noise::NoiseTable;
-use super::{mde_pct, ALPHA};
+use super::{held_still, mde_pct, ALPHA};
 use crate::results::{Axis, CellResult, Metric};
 
 /// Split every cell's boots by repetition parity into two arms (the
@@ -60,11 +60,7 @@ pub fn mde_table(cells: &[CellResult], noise: &NoiseTable, n_base: usize, n_new:
     gated
         .into_iter()
         .map(|(c, k, m)| {
-            let sd = if m.decl.deterministic && m.values().windows(2).all(|w| w[0] == w[1]) {
-                0.0
-            } else {
-                noise.get(c, k).unwrap_or(f64::NAN)
-            };
+            let sd = if held_still(&m.decl, &m.values()) { 0.0 } else { noise.get(c, k).unwrap_or(f64::NAN) };
             let threshold = m.decl.floor_pct().max(sd);
             let mde = if sd == 0.0 {
                 Some(threshold)

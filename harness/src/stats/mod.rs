@@ -64,9 +64,6 @@ impl Verdict {
             Verdict::Missing => "missing",
         }
     }
-    pub fn decided_change(self) -> bool {
-        matches!(self, Verdict::Better | Verdict::Worse | Verdict::Changed)
-    }
 }
 
 impl fmt::Display for Verdict {
@@ -162,9 +159,12 @@ fn constant(xs: &[f64]) -> bool {
     xs.windows(2).all(|w| w[0] == w[1])
 }
 
-/// Every value within `pct` percent of the median.
-fn steady(xs: &[f64], pct: f64) -> bool {
-    median(xs).is_some_and(|m| xs.iter().all(|x| (x - m).abs() <= m.abs() * pct / 100.0))
+/// Declared deterministic, and it held still: every value within a tenth
+/// of its floor of the median (MemTotal moves by 4 KiB of 2 GiB between
+/// identical boots). Otherwise it is judged like any noisy metric.
+pub fn held_still(decl: &MetricDecl, xs: &[f64]) -> bool {
+    let tol = decl.floor_pct() / 10.0 / 100.0;
+    decl.deterministic && median(xs).is_some_and(|m| xs.iter().all(|x| (x - m).abs() <= m.abs() * tol))
 }
 
 /// Judge one metric. `noise` is the calibrated boot noise (percent) when
@@ -174,11 +174,7 @@ fn steady(xs: &[f64], pct: f64) -> bool {
 pub fn judge(decl: &MetricDecl, base: &[f64], new: &[f64], noise: Option<f64>, family: usize) -> Judgement {
     let bm = median(base);
     let nm = median(new);
-    // Declared deterministic, and it held still (within a tenth of its
-    // floor: MemTotal moves by 4 KiB of 2 GiB between identical boots):
-    // otherwise it is judged like any noisy metric.
-    let still = |xs: &[f64]| steady(xs, decl.floor_pct() / 10.0);
-    let exact = decl.deterministic && still(base) && still(new);
+    let exact = held_still(decl, base) && held_still(decl, new);
     let (noise_pct, noise_source) = if exact {
         (Some(0.0), NoiseSource::Deterministic)
     } else if let Some(n) = noise {
