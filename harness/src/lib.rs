@@ -6,6 +6,7 @@
 //! `report` compare. `matrix` drives it all.
 
 pub mod bench;
+pub mod bisect;
 pub mod failure;
 pub mod guest;
 pub mod host;

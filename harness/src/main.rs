@@ -49,6 +49,28 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Which patch of a matrix's series fails the gate: boot the base and
+    /// the whole series, then bisect the series' prefixes, building and
+    /// booting only those a bisection needs.
+    Bisect {
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// The series (its file's stem) when the matrix has several.
+        #[arg(long)]
+        series: Option<String>,
+        /// The base kernel when the series goes on several.
+        #[arg(long)]
+        on: Option<String>,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelRequest,
+        /// Override the matrix's repetition count (every step boots this many).
+        #[arg(long)]
+        reps: Option<u32>,
+        #[arg(long)]
+        results: Option<PathBuf>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// A/A: boot one kernel of a matrix against itself, store each metric's
     /// noise in results/baselines/noise.json, show the gate stays quiet.
     Calibrate {
@@ -239,6 +261,23 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             // A broken cell outranks a slow one: fix correctness first.
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(gate_code))
+        }
+        Command::Bisect { matrix, series, on, accel, reps, results, seed } => {
+            let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
+            let m = Matrix::load(&root, &matrix)?;
+            let target = bounce::bisect::pick(&m, series.as_deref(), on.as_deref())?;
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            let opts = run::Options {
+                matrix,
+                results: results.unwrap_or_else(|| root.join("results")),
+                accel,
+                repetitions: reps,
+                seed,
+                kernels: None,
+            };
+            let b = bounce::bisect::bisect(&root, &cache, &opts, target, &noise).await?;
+            print!("{}", b.text());
+            Ok(b.exit_code())
         }
         Command::Calibrate { matrix, kernel, reps, accel, results, seed, run: stored } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));

@@ -113,3 +113,36 @@ fn seeded_corruption_and_slot_leak_fail_as_correctness() {
     assert_eq!(leak.class, bounce::failure::FailureClass::Correctness, "{leak:?}");
     assert!(leak.message.contains("did not return to its idle value"), "{}", leak.message);
 }
+
+/// A three-patch series whose second patch is the seeded slowdown:
+/// `bounce bisect` boots the base and the whole series, then only the
+/// prefixes a bisection needs (one patch: passes; two: regressed), and
+/// names patch 2 with the gate's exit code.
+#[test]
+fn bisect_names_the_patch_that_slowed_the_bounce_path() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("matrix.yaml");
+    std::fs::write(&file, dmabench_matrix(5, &["defect-slow-series.mbox"])).unwrap();
+    let results = dir.path().join("results");
+    let o = bounce()
+        .args(["bisect", "--seed", "5", "--matrix"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "QEMU left running:\n{err}");
+    assert_eq!(o.status.code(), Some(7), "exit 7 (regression) expected:\n{out}\n{err}");
+    let steps: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with('[')).collect();
+    assert_eq!(steps.len(), 3, "base+whole, then prefixes 1 and 2:\n{out}");
+    assert!(steps[0].contains("[3/3]") && steps[0].contains("REGRESSED"), "{out}");
+    assert!(steps[1].contains("[1/3]") && steps[1].contains("passes the gate"), "{out}");
+    assert!(steps[2].contains("[2/3]") && steps[2].contains("REGRESSED"), "{out}");
+    assert!(out.contains("first bad patch: [2/3] swiotlb: SEEDED DEFECT: slow down every bounce copy"), "{out}");
+    // Three runs, one a step: the prefix of three patches is never built
+    // twice, the base booted once.
+    assert_eq!(std::fs::read_dir(results.join("runs")).unwrap().count(), 3, "{out}");
+}

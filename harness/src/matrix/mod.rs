@@ -119,6 +119,18 @@ pub struct Matrix {
     /// The comparisons to report: the file's, then base vs series (and
     /// patch by patch) for every series.
     pub compare: Vec<Comparison>,
+    /// Every series put on a kernel, with the kernel names of its prefixes
+    /// (built only when a run asks for them: `per_patch`, or a bisection).
+    pub series: Vec<SeriesOnKernel>,
+}
+
+/// A series on one base kernel: `prefixes[k - 1]` is the kernel after
+/// patch k, the last one the whole series.
+#[derive(Debug, Clone)]
+pub struct SeriesOnKernel {
+    pub series: Series,
+    pub base: String,
+    pub prefixes: Vec<String>,
 }
 
 /// A cell the matrix cannot run, and why (shown by --dry-run).
@@ -161,6 +173,7 @@ impl Matrix {
         }
         let mut kernels = spec.kernels.clone();
         let mut compare = spec.compare.clone();
+        let mut on_kernels = Vec::new();
         let dir = file.parent().unwrap_or(Path::new("."));
         for entry in &spec.series {
             let needle = entry.path.display().to_string();
@@ -173,23 +186,23 @@ impl Matrix {
                     .cloned()
                     .ok_or_else(|| at(base, format!("series {needle}: `on: {base}` is not a kernel of this matrix")))?;
                 let mut prev = base.clone();
-                let steps: Vec<Option<usize>> = if entry.per_patch {
-                    (1..series.patches.len()).map(Some).chain([None]).collect()
-                } else {
-                    vec![None]
-                };
-                for upto in steps {
+                let mut prefixes = Vec::new();
+                for n in 1..=series.patches.len() {
+                    let upto = (n < series.patches.len()).then_some(n);
                     let d = v.with_series(&series, upto);
-                    if entry.per_patch {
-                        compare.push(Comparison {
-                            axis: Axis::Kernel,
-                            base: prev.clone(),
-                            new: d.name.clone(),
-                            gate: true,
-                        });
+                    prefixes.push(d.name.clone());
+                    if entry.per_patch || upto.is_none() {
+                        if entry.per_patch {
+                            compare.push(Comparison {
+                                axis: Axis::Kernel,
+                                base: prev.clone(),
+                                new: d.name.clone(),
+                                gate: true,
+                            });
+                        }
+                        prev = d.name.clone();
+                        kernels.push(d.name.clone());
                     }
-                    prev = d.name.clone();
-                    kernels.push(d.name.clone());
                     variants.insert(d.name.clone(), d);
                 }
                 let full = v.with_series(&series, None).name;
@@ -197,6 +210,7 @@ impl Matrix {
                 if !compare.contains(&whole) {
                     compare.push(whole);
                 }
+                on_kernels.push(SeriesOnKernel { series: series.clone(), base: base.clone(), prefixes });
             }
         }
         let mut profiles = BTreeMap::new();
@@ -254,7 +268,17 @@ impl Matrix {
                 }
             }
         }
-        Ok(Matrix { file: file.to_path_buf(), spec, kernels, variants, arches, profiles, workloads, compare })
+        Ok(Matrix {
+            file: file.to_path_buf(),
+            spec,
+            kernels,
+            variants,
+            arches,
+            profiles,
+            workloads,
+            compare,
+            series: on_kernels,
+        })
     }
 
     /// Every runnable cell, ordered so that cells differing only in kernel
@@ -461,6 +485,18 @@ mod tests {
         assert_eq!(m.variants["6.12-dynamic+demo@2"].extra.as_ref().unwrap().patches.len(), 2);
         let e = load_in(dir.path(), &text.replace("on: [6.12-dynamic]", "on: [6.13]")).unwrap_err();
         assert!(e.message.contains("`on: 6.13` is not a kernel of this matrix"), "{}", e.message);
+
+        // Without per_patch only the whole series is on the kernel axis,
+        // but every prefix is a known variant a bisection can ask for.
+        let m = load_in(dir.path(), &text.replace(", per_patch: true", "")).unwrap();
+        assert_eq!(m.kernels, ["6.12-fixed", "6.12-dynamic", "6.12-dynamic+demo"]);
+        assert_eq!(m.series.len(), 1);
+        assert_eq!(m.series[0].base, "6.12-dynamic");
+        assert_eq!(m.series[0].prefixes, ["6.12-dynamic+demo@1", "6.12-dynamic+demo@2", "6.12-dynamic+demo"]);
+        assert!(m.variants.contains_key("6.12-dynamic+demo@1"));
+        assert_eq!(crate::bisect::pick(&m, None, None).unwrap().series.patches[1].subject, "p2");
+        let e = crate::bisect::pick(&m, Some("other"), None).unwrap_err();
+        assert!(e.message.contains("no series matches (it has: demo on 6.12-dynamic)"), "{}", e.message);
     }
 
     #[test]

@@ -175,13 +175,21 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     }
     let (mut cells, _) = m.expand();
     if let Some(only) = &opts.kernels {
-        for k in only.iter().filter(|k| !m.kernels.contains(k)) {
+        for k in only.iter().filter(|k| !m.variants.contains_key(*k)) {
             return Err(Failure::input(format!(
                 "{}: `{k}` is not a kernel of this matrix (it has: {})",
                 opts.matrix.display(),
                 m.kernels.join(", ")
             )));
         }
+        // A series' prefix that is not on the kernel axis (a bisection
+        // step) joins it for this run.
+        for k in only {
+            if !m.kernels.contains(k) {
+                m.kernels.push(k.clone());
+            }
+        }
+        cells = m.expand().0;
         cells.retain(|c| only.contains(&c.kernel));
     }
     let seed = opts.seed.unwrap_or_else(|| {
