@@ -32,16 +32,18 @@ workload_main() {
 	# busy-waits, so vCPUs x 128 slots are in flight at once.
 	section growth-before swiotlb_counters
 	echo 0 > /sys/kernel/debug/swiotlb/io_tlb_used_hiwater
+	# Transient pools (dynamic only) live one mapping long: bounce-watch
+	# polls their counter every 200 us and counts each rise.
 	transient=/sys/kernel/debug/swiotlb/io_tlb_transient_nslabs
 	if [ -e $transient ]; then
-		touch /tmp/sampling
-		(while [ -e /tmp/sampling ]; do cat $transient; sleep 0.05; done > /tmp/transient) &
+		touch /tmp/watching
+		bounce-watch $transient /tmp/watching > /tmp/transient 2>&1 &
 	fi
 	section growth dma_map_benchmark -t "${BOUNCE_GROWTH_THREADS:-64}" -s "${BOUNCE_GROWTH_SECONDS:-2}" -g 64 -x 1000000 -b "$bits"
 	if [ -e $transient ]; then
-		rm -f /tmp/sampling
+		rm -f /tmp/watching
 		wait
-		section growth-transient awk 'BEGIN {m = 0} $1 > m {m = $1} END {print "peak", m}' /tmp/transient
+		section growth-transient cat /tmp/transient
 	fi
 	section growth-after swiotlb_counters
 	return 0

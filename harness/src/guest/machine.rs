@@ -65,6 +65,8 @@ pub struct GuestRun {
 }
 
 const PANIC_LINE: &str = "Kernel panic - not syncing";
+/// How long a guest that reported `done` may take to power off.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(30);
 
 /// Boot `spec`, collect its channels into `dir`, and return how it ended.
 /// `on_state` sees every transition. Only a failure to even set up the
@@ -185,7 +187,7 @@ async fn drive(
     run.qemu_version = qmp.qemu_version.clone();
 
     let mut ready_at: Option<Instant> = None;
-    let mut done = false;
+    let mut done: Option<Instant> = None;
     let mut panicked = false;
     let mut shutdown: Option<String> = None;
     let mut exited: Option<std::process::ExitStatus> = None;
@@ -195,7 +197,9 @@ async fn drive(
     loop {
         let deadline = match ready_at {
             None => started + timeouts.boot,
-            Some(r) if done => r + timeouts.run + Duration::from_secs(30),
+            // Reported: it has only to power off. One that hangs there (a
+            // device stuck in I/O at shutdown) has still said everything.
+            Some(_) if done.is_some() => done.unwrap() + POWER_OFF_GRACE,
             Some(r) => r + timeouts.run,
         };
         tokio::select! {
@@ -206,7 +210,7 @@ async fn drive(
                     run.state = State::Running;
                     on_state(State::Running);
                 }
-                Some(Signal::Done(_)) => done = true,
+                Some(Signal::Done(_)) => done = Some(Instant::now()),
                 Some(Signal::Request(kind, arg)) => {
                     let answer = answer(&qmp, dir, &kind, &arg).await;
                     let _ = res_write.write_all(format!("ack {arg} {answer}\n").as_bytes()).await;
@@ -259,7 +263,13 @@ async fn drive(
         tokio::time::timeout(Duration::from_secs(5), console).await.ok().and_then(|r| r.ok()).unwrap_or_default();
     run.transcript =
         tokio::time::timeout(Duration::from_secs(5), results).await.ok().and_then(|r| r.ok()).unwrap_or_default();
-    let done = done || run.transcript.done.is_some();
+    if timed_out && done.is_some() {
+        run.shutdown_reason = Some(format!(
+            "did not power off within {POWER_OFF_GRACE:?} of reporting done; QEMU stopped by the harness"
+        ));
+        timed_out = false;
+    }
+    let done = done.is_some() || run.transcript.done.is_some();
     let panic_line = console_text.lines().find(|l| l.contains(PANIC_LINE)).map(str::to_string);
     panicked |= panic_line.is_some();
     let console_path = dir.join("console.log").display().to_string();

@@ -9,6 +9,18 @@ use std::collections::BTreeMap;
 
 /// (job, JSON) for every job the guest ran.
 fn jobs(t: &Transcript) -> Result<Vec<(String, Value)>> {
+    // The guest gave up on a job that made no progress (lib.sh `guarded`).
+    for (name, s) in &t.sections {
+        if let Some(line) = s.lines.iter().find_map(|l| l.strip_prefix("bounce-stalled: ")) {
+            return Err(Failure::new(
+                FailureClass::Workload,
+                format!(
+                    "storage: {} stalled, I/O never completed ({line}; see section {name}, and the swiotlb counters at the end)",
+                    name.strip_prefix("fio-").unwrap_or(name)
+                ),
+            ));
+        }
+    }
     let mut out = Vec::new();
     for (name, s) in &t.sections {
         let Some(job) = name.strip_prefix("fio-").and_then(|n| n.strip_suffix("-json")) else { continue };
@@ -121,5 +133,22 @@ mod tests {
         assert!(e.message.contains("verify: bad header"), "{}", e.message);
         let e = check(&transcript(5, "")).unwrap_err();
         assert!(e.message.contains("ended with error 5"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_stalled_job_is_a_workload_failure_that_says_so() {
+        let t = Transcript::parse(
+            "@@bounce begin fio-seq-4k\nbounce-stalled: /tools/bin/fio completed no I/O for 20 s (/sys/class/block/vda/stat)\n@@bounce end fio-seq-4k rc=124\n",
+        );
+        for e in [check(&t).unwrap_err(), metrics(&t).unwrap_err()] {
+            assert_eq!(e.class, FailureClass::Workload);
+            assert!(
+                e.message.starts_with(
+                    "storage: seq-4k stalled, I/O never completed (/tools/bin/fio completed no I/O for 20 s"
+                ),
+                "{}",
+                e.message
+            );
+        }
     }
 }

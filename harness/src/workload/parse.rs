@@ -195,11 +195,13 @@ pub fn dmabench(t: &Transcript) -> Result<BTreeMap<String, f64>> {
             }
         }
     }
-    if let Some(p) = t
-        .section("growth-transient")
-        .and_then(|s| s.lines.iter().find_map(|l| l.strip_prefix("peak ")?.trim().parse::<f64>().ok()))
-    {
-        out.insert("growth_transient_peak".into(), p);
+    if let Some(sec) = t.section("growth-transient") {
+        let field = |name: &str| sec.lines.iter().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok());
+        for (name, metric) in [("peak ", "growth_transient_peak"), ("rises ", "growth_transient_pools")] {
+            if let Some(v) = field(name) {
+                out.insert(metric.into(), v);
+            }
+        }
     }
     let growth = need(t, "growth")?;
     let ok = growth.rc == Some(0);

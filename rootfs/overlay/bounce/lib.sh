@@ -13,6 +13,43 @@ section() {
 	return $src
 }
 
+# guarded SECONDS STAT CMD...: CMD in the background, given up on (rc 124)
+# when the block device STAT (/sys/block/DEV/stat) has completed no read
+# and no write for SECONDS (its time fields grow while requests merely
+# wait: only the completion counts tell progress). A fixed pool too small
+# for a request never maps it and blk-mq retries forever, with the
+# process asleep in the kernel where no signal reaches it: without this
+# the guest would sit out the harness's whole timeout and say nothing. Progress, not a deadline: a slow host is not
+# a stalled one.
+guarded() {
+	# Two looks a second, with the shell's own `read` (no fork): the
+	# watcher must not take CPU from the I/O it watches.
+	limit=$(($1 * 2))
+	progress=$2
+	shift 2
+	"$@" &
+	pid=$!
+	idle=0
+	read -r r _ _ _ w _ < "$progress"
+	last="$r $w"
+	while kill -0 $pid 2>/dev/null; do
+		if [ $idle -ge $limit ]; then
+			echo "bounce-stalled: $1 completed no I/O for $((limit / 2)) s ($progress)"
+			return 124
+		fi
+		sleep 0.5
+		read -r r _ _ _ w _ < "$progress"
+		now="$r $w"
+		if [ "$now" = "$last" ]; then
+			idle=$((idle + 1))
+		else
+			idle=0
+			last=$now
+		fi
+	done
+	wait $pid
+}
+
 # One "name value" line per swiotlb debugfs counter.
 swiotlb_counters() {
 	for f in /sys/kernel/debug/swiotlb/*; do
