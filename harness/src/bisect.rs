@@ -176,6 +176,7 @@ pub async fn bisect(
         repetitions: opts.repetitions,
         seed: opts.seed,
         kernels: Some(ks),
+        resume: None,
     };
     let mut b = Bisection { on: on.clone(), steps: Vec::new(), first_bad: None, interrupted: false };
     ui::line(format!("bisect: the base {} and the whole series {}, side by side", on.base, on.prefixes[n - 1]));

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureClass {
     /// Bad input: a malformed matrix.yaml, a config fragment, an unknown name.
@@ -54,7 +54,7 @@ impl fmt::Display for FailureClass {
 /// An error that knows its class. Everything that can stop a run is one of
 /// these by the time it reaches `main`, so the user sees one line and CI an
 /// exit code.
-#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema)]
 #[error("{class} error: {message}")]
 pub struct Failure {
     pub class: FailureClass,

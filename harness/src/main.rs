@@ -48,6 +48,11 @@ enum Command {
         /// Seed of the randomised run order (default: from the clock).
         #[arg(long)]
         seed: Option<u64>,
+        /// Finish an interrupted run: boot only what its plan lists and its
+        /// cells lack, with its own matrix file and order, into the same
+        /// directory, and report the whole run.
+        #[arg(long, value_name = "RUN", conflicts_with_all = ["matrix", "reps", "seed", "dry_run", "results"])]
+        resume: Option<PathBuf>,
     },
     /// Which patch of a matrix's series fails the gate: boot the base and
     /// the whole series, then bisect the series' prefixes, building and
@@ -153,11 +158,30 @@ enum Command {
         command: BenchCommand,
     },
     /// Print the report of an earlier run directory.
+    /// Write the JSON Schemas of a run directory's files (cells/*.json,
+    /// env.json, plan.json), generated from the harness's own types.
+    Schema {
+        /// Default: results/schema/ at the project root.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     Report {
         run: PathBuf,
-        #[arg(long)]
+        /// text: the terminal's tables; markdown: the same for a review
+        /// comment; junit: JUnit XML for a CI system.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Same as --format markdown.
+        #[arg(long, conflicts_with = "format")]
         markdown: bool,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Text,
+    Markdown,
+    Junit,
 }
 
 #[derive(Subcommand)]
@@ -209,7 +233,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root();
     match cli.command {
-        Command::Matrix { matrix, dry_run, accel, reps, results, gate, allow_env_mismatch, seed } => {
+        Command::Matrix { matrix, dry_run, accel, reps, results, gate, allow_env_mismatch, seed, resume } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
                 return dry(&root, &matrix, reps);
@@ -228,14 +252,15 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 repetitions: reps,
                 seed,
                 kernels: None,
+                resume,
             };
             let out = run::run(&root, &cache, &opts).await?;
             let judged = report::RunReport::load(&root, &out.run, &out.cells, &noise)?;
             let mut text = judged.text(&out.cells, false);
             let mut md = judged.text(&out.cells, true);
             let mut gate_code = 0;
+            let mut tables = judged.tables.clone();
             if gate.is_some() {
-                let mut tables = judged.tables;
                 if let Some(b) = &baseline {
                     let (benv, bcells) = (b.read_env()?, b.read_cells()?);
                     let t = stats::compare::across_runs(
@@ -255,6 +280,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             out.run.write_text("report.txt", &text)?;
             out.run.write_text("report.md", &md)?;
+            out.run.write_text(
+                "report.junit.xml",
+                &report::junit::render(&out.run.name(), &out.cells, &tables, judged.incomplete.as_deref())?,
+            )?;
             println!("{text}");
             if out.interrupted {
                 return Ok(130);
@@ -274,6 +303,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 repetitions: reps,
                 seed,
                 kernels: None,
+                resume: None,
             };
             let b = bounce::bisect::bisect(&root, &cache, &opts, target, &noise).await?;
             print!("{}", b.text());
@@ -312,6 +342,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         repetitions: Some(reps),
                         seed,
                         kernels: Some(vec![kernel.clone()]),
+                        resume: None,
                     };
                     run::run(&root, &cache, &opts).await?
                 }
@@ -444,10 +475,32 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Bench { command: BenchCommand::Build { variant, arch } } => {
             bounce::bench::build(&root, &cache, &variant, &arch).await
         }
-        Command::Report { run, markdown } => {
+        Command::Schema { out } => {
+            let dir = out.unwrap_or_else(|| root.join("results/schema"));
+            for (name, schema) in bounce::results::store::schemas() {
+                bounce::results::store::write_json(&dir.join(name), &schema)?;
+                println!("{}", dir.join(name).display());
+            }
+            Ok(0)
+        }
+        Command::Report { run, format, markdown } => {
+            let format = if markdown { ReportFormat::Markdown } else { format };
             let dir = RunDir::open(&run)?;
             let cells = dir.read_cells()?;
-            println!("{}", report::for_run(&root, &dir, &cells, markdown)?);
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            let judged = report::RunReport::load(&root, &dir, &cells, &noise)?;
+            let whole = judged.incomplete.is_none();
+            match format {
+                ReportFormat::Junit => print!(
+                    "{}",
+                    report::junit::render(&dir.name(), &cells, &judged.tables, judged.incomplete.as_deref())?
+                ),
+                _ => println!("{}", judged.text(&cells, format == ReportFormat::Markdown)),
+            }
+            // An unfinished run is no verdict, whatever its cells say.
+            if !whole {
+                return Ok(130);
+            }
             Ok(report::status(&cells).1.map(|c| c.exit_code()).unwrap_or(0))
         }
     }

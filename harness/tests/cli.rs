@@ -9,7 +9,7 @@ fn dry_run_lists_the_default_matrix() {
     let o = bounce().args(["matrix", "--dry-run"]).output().unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("56 cells x 3 repetitions = 168 boots"), "{out}");
+    assert!(out.contains("60 cells x 3 repetitions = 180 boots"), "{out}");
     assert!(
         out.contains("kernels to build or find in the cache: 6.12-fixed (x86_64), 6.12-dynamic (x86_64), 6.12-fixed (arm64), 6.12-dynamic (arm64)"),
         "{out}"
@@ -28,6 +28,12 @@ fn dry_run_lists_the_default_matrix() {
     // The small pools exist only where they say something.
     assert!(out.contains("6.12-dynamic.dma32.dmabench.256k") && !out.contains("memory.256k"), "{out}");
     assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib"), "{out}");
+    // Growth under real I/O: a 256 KiB pool under storage and network,
+    // where every DMA bounces, and nowhere else.
+    for w in ["storage", "network"] {
+        assert!(out.contains(&format!("6.12-dynamic.sev-emulated.{w}.256k-io")), "{out}");
+        assert!(!out.contains(&format!("6.12-dynamic.dma32.{w}.256k-io")), "{out}");
+    }
     // A workload meets only profiles with its device: no GPU on dma32.
     assert!(!out.contains("  6.12-fixed.dma32.drm") && out.contains("sev-emulated.drm.default"), "{out}");
     assert!(out.contains("skip 6.12-fixed.dma32.drm.default: profile has no `gpu`"), "{out}");
@@ -168,5 +174,20 @@ fn the_nightly_matrix_is_one_kernel_with_gated_metrics_in_every_cell() {
     let m = bounce::matrix::Matrix::load(&root(), &root().join("nightly.yaml")).unwrap();
     for w in m.workloads.values() {
         assert!(w.metrics.values().any(|d| d.gate), "workload {} has no gated metric", w.name);
+    }
+}
+
+/// The published schemas are what the code generates today: a change to
+/// the result types that forgets `bounce schema` fails here.
+#[test]
+fn the_published_json_schemas_match_the_result_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bounce().args(["schema", "--out"]).arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    for name in ["cell.schema.json", "env.schema.json", "plan.schema.json"] {
+        let fresh = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let published = std::fs::read_to_string(root().join("results/schema").join(name))
+            .unwrap_or_else(|e| panic!("results/schema/{name}: {e} (run `bounce schema`)"));
+        assert_eq!(fresh, published, "results/schema/{name} is stale: run `bounce schema`");
     }
 }

@@ -188,3 +188,99 @@ fn a_qemu_killed_mid_run_is_an_infrastructure_failure() {
     assert!(out.contains("[infrastructure]: QEMU exited unexpectedly (signal: 9 (SIGKILL))"), "{out}");
     assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "QEMU left running");
 }
+
+/// An interrupted run says so (its plan, the report's first line, exit
+/// 130 from `bounce report`); `--resume` boots only what is missing, into
+/// the same directory, and then the run is whole.
+#[test]
+fn an_interrupted_run_resumes_with_only_the_missing_boots() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("matrix.yaml");
+    std::fs::write(
+        &file,
+        "repetitions: 3\nkernels: [6.12-dynamic]\nprofiles: [dma32]\nworkloads: [memory]\nparams:\n  memory: {oom_probe: 0}\nswiotlb:\n  default: \"\"\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let mut child = bounce()
+        .args(["matrix", "--seed", "1", "--matrix"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted once the first boot is stored, while the next one runs.
+    let run = wait_for(&mut child, 900, "the first boot's record", || {
+        let run = std::fs::read_dir(results.join("runs")).ok()?.flatten().next()?.path();
+        run.join("cells/6.12-dynamic.dma32.memory.default.json").exists().then_some(run)
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{out}\n{err}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["state"], "interrupted");
+    assert_eq!(plan["boots"].as_array().unwrap().len(), 3);
+    let stored = bounce::results::store::RunDir::open(&run).unwrap().read_cells().unwrap();
+    let ran = stored[0].reps.len();
+    assert!((1..3).contains(&ran), "{ran} boots stored");
+
+    let o = bounce().arg("report").arg(&run).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{out}\n{err}");
+    let first =
+        format!("INTERRUPTED: {ran} of 3 planned boots ran; `bounce matrix --resume RUN` runs the {} missing", 3 - ran);
+    assert!(out.starts_with(&first), "{out}");
+    let o = bounce().arg("report").arg(&run).args(["--format", "junit"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(130));
+    let xml = dir.path().join("interrupted.xml");
+    std::fs::write(&xml, &o.stdout).unwrap();
+    let cases = junit_cases(&xml);
+    assert!(cases.iter().any(|l| l.contains(" run.complete FAIL INTERRUPTED: ")), "{cases:#?}");
+
+    let o = bounce().args(["matrix", "--resume"]).arg(&run).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains(&format!("{} of 3 planned boots to run", 3 - ran)), "{err}");
+    let boots = err.lines().filter(|l| l.contains("6.12-dynamic.dma32.memory.default rep")).count();
+    assert_eq!(boots, 3 - ran, "only the missing boots run:\n{err}");
+    assert!(!out.contains("INTERRUPTED"), "{out}");
+    assert_eq!(std::fs::read_dir(results.join("runs")).unwrap().count(), 1, "resumed into the same directory");
+    let cells = bounce::results::store::RunDir::open(&run).unwrap().read_cells().unwrap();
+    let mut reps: Vec<u32> = cells[0].reps.iter().map(|r| r.rep).collect();
+    reps.sort();
+    assert_eq!(reps, [0, 1, 2]);
+    assert_eq!(cells[0].metrics["memory.mem_total_kib"].samples.len(), 3);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["state"], "complete");
+    let o = bounce().arg("report").arg(&run).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).0);
+
+    // The raw results validate against the published JSON Schemas.
+    const VALIDATE: &str = r#"
+import glob, json, sys, jsonschema
+schemas, run = sys.argv[1], sys.argv[2]
+for name, files in [("cell", glob.glob(run + "/cells/*.json")), ("env", [run + "/env.json"]), ("plan", [run + "/plan.json"])]:
+    schema = json.load(open(f"{schemas}/{name}.schema.json"))
+    check = jsonschema.validators.validator_for(schema)(schema)
+    for f in files:
+        check.validate(json.load(open(f)))
+        print("valid", name)
+"#;
+    let o = std::process::Command::new(python_with("jsonschema"))
+        .arg("-c")
+        .arg(VALIDATE)
+        .arg(root().join("results/schema"))
+        .arg(&run)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("valid ")).count(), 3, "{out}");
+}

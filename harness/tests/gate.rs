@@ -78,6 +78,18 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
     for l in &regressed {
         assert!(l.contains("6.12-dynamic+defect-slow (new)"), "a regression outside the defect:\n{l}\n{}", r.out);
     }
+    // What a CI system reads: the same verdicts as JUnit testcases.
+    let cases = junit_cases(&r.run_dir.join("report.junit.xml"));
+    let failing: Vec<&String> = cases.iter().filter(|l| l.contains(" FAIL ")).collect();
+    assert!(!failing.is_empty(), "{cases:#?}");
+    for l in &failing {
+        assert!(l.starts_with("regression ") && l.contains("6.12-dynamic+defect-slow (new)"), "{l}");
+    }
+    assert!(
+        failing.iter().any(|l| l.contains("sev-emulated.dmabench.map_us") && l.contains("threshold")),
+        "{failing:#?}"
+    );
+    assert_eq!(cases.iter().filter(|l| l.starts_with("correctness ")).count(), 2, "{cases:#?}");
     let slow = r.value("6.12-dynamic+defect-slow.sev-emulated.dmabench.default", "dmabench.map_us");
     let fast = r.value("6.12-dynamic.sev-emulated.dmabench.default", "dmabench.map_us");
     assert!(slow > fast, "{slow} vs {fast}");
@@ -112,6 +124,15 @@ fn seeded_corruption_and_slot_leak_fail_as_correctness() {
     let leak = failure("6.12-dynamic+defect-leak.sev-emulated.dmabench.default");
     assert_eq!(leak.class, bounce::failure::FailureClass::Correctness, "{leak:?}");
     assert!(leak.message.contains("did not return to its idle value"), "{}", leak.message);
+    let cases = junit_cases(&r.run_dir.join("report.junit.xml"));
+    let line =
+        |id: &str| cases.iter().find(|l| l.contains(&format!(" {id} "))).unwrap_or_else(|| panic!("{id}: {cases:#?}"));
+    assert!(
+        line("6.12-dynamic+defect-corrupt.sev-emulated.storage.default").contains(" FAIL storage: fio job"),
+        "{cases:#?}"
+    );
+    assert!(line("6.12-dynamic+defect-leak.sev-emulated.dmabench.default").contains(" FAIL "), "{cases:#?}");
+    assert!(line("6.12-dynamic.sev-emulated.storage.default").contains(" PASS"), "{cases:#?}");
 }
 
 /// A three-patch series whose second patch is the seeded slowdown:
@@ -134,6 +155,7 @@ fn bisect_names_the_patch_that_slowed_the_bounce_path() {
         .output()
         .unwrap();
     let (out, err) = text(&o);
+    eprintln!("{out}");
     assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "QEMU left running:\n{err}");
     assert_eq!(o.status.code(), Some(7), "exit 7 (regression) expected:\n{out}\n{err}");
     let steps: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with('[')).collect();

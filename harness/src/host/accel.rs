@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
     Kvm,
@@ -23,7 +23,7 @@ impl Accel {
 }
 
 /// The accelerator and how it was chosen; recorded with every result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AccelChoice {
     pub accel: Accel,
     pub reason: String,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostInfo {
     pub cpu_model: String,
     pub cores: usize,
@@ -17,7 +17,7 @@ pub struct HostInfo {
     pub kvm_device: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunEnv {
     pub started_at: String,
     pub command: String,
@@ -71,7 +71,7 @@ impl RunEnv {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProfileNote {
     pub bounces_because: String,
     pub emulated: bool,

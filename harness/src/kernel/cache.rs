@@ -43,7 +43,7 @@ impl Kernel {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeriesMeta {
     pub name: String,
     pub origin: String,
@@ -51,7 +51,7 @@ pub struct SeriesMeta {
     pub subjects: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BuildMeta {
     pub key: String,
     pub variant: String,

@@ -10,7 +10,7 @@ use crate::host::accel::{self, Accel, AccelChoice, AccelRequest};
 use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
-use crate::results::{CellKey, CellResult, Metric, RepResult, Sample, Status};
+use crate::results::{CellKey, CellResult, Metric, PlannedBoot, RepResult, RunPlan, RunState, Sample, Status};
 use crate::workload::{services, GuestOutput, Workload};
 use crate::{report, rootfs, ui};
 use std::collections::BTreeMap;
@@ -26,6 +26,9 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Run only these kernels of the matrix (calibration runs one).
     pub kernels: Option<Vec<String>>,
+    /// Finish this run directory instead: only the boots its plan lists
+    /// and its cells lack (the other options but `accel` are its own).
+    pub resume: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -169,6 +172,9 @@ pub async fn accel_for(request: AccelRequest, cache: &Path, kernel: &Kernel, ini
 }
 
 pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
+    if let Some(dir) = &opts.resume {
+        return resume(root, cache, opts, dir).await;
+    }
     let mut m = Matrix::load(root, &opts.matrix)?;
     if let Some(r) = opts.repetitions {
         m.spec.repetitions = r.max(1);
@@ -230,16 +236,80 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         order_seed: Some(seed),
     })?;
     ui::line(format!("results: {}", run.path.display()));
+    let schedule: Vec<PlannedBoot> =
+        m.schedule(&cells, seed).into_iter().map(|(cell, rep)| PlannedBoot { cell, rep }).collect();
+    let plan = RunPlan { boots: schedule.clone(), state: RunState::Running };
+    boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new()).await
+}
 
-    let schedule = m.schedule(&cells, seed);
-    let mut results: BTreeMap<CellKey, CellResult> = BTreeMap::new();
+/// `--resume RUN`: the boots of RUN's plan that have no record, with the
+/// matrix file, kernels and accelerators the run started with, into the
+/// same directory; the outcome covers the whole run.
+async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result<Outcome> {
+    let run = RunDir::open(dir)?;
+    let env = run.read_env()?;
+    let plan = run.read_plan()?;
+    let have = run.read_cells()?;
+    let missing = plan.missing(&have);
+    let file = PathBuf::from(&env.matrix_file);
+    let mut m = Matrix::load(root, &file)?;
+    let mut cells: Vec<CellKey> = Vec::new();
+    for b in &missing {
+        let known = m.variants.contains_key(&b.cell.kernel)
+            && m.profiles.contains_key(&b.cell.profile)
+            && m.workloads.contains_key(&b.cell.workload)
+            && m.spec.swiotlb.contains_key(&b.cell.swiotlb);
+        if !known {
+            return Err(Failure::input(format!(
+                "{}: its plan boots {}, which {} no longer defines: resume with the matrix the run started with",
+                dir.display(),
+                b.cell.id(),
+                file.display()
+            )));
+        }
+        if !m.kernels.contains(&b.cell.kernel) {
+            m.kernels.push(b.cell.kernel.clone());
+        }
+        if !cells.contains(&b.cell) {
+            cells.push(b.cell.clone());
+        }
+    }
+    ui::line(format!("resume {}: {} of {} planned boots to run", dir.display(), missing.len(), plan.boots.len()));
+    let prepared = prepare(root, cache, &m, &cells).await?;
+    let accels = choose_accels(opts.accel, cache, &prepared).await?;
+    for (arch, a) in &accels {
+        if let Some(before) = env.accel.get(arch).filter(|b| b.accel != a.accel) {
+            return Err(Failure::input(format!(
+                "{}: started under {:?} for {arch}, now {:?}: its samples would not compare (use --accel)",
+                dir.display(),
+                before.accel,
+                a.accel
+            )));
+        }
+    }
+    let results = have.into_iter().map(|c| (c.key.clone(), c)).collect();
+    boot_all(&m, &prepared, &accels, run, RunPlan { state: RunState::Running, ..plan }, missing, results).await
+}
+
+/// Boot `schedule` (a plan's boots, or what is left of them), storing each
+/// cell as it finishes and the plan's state at the start and the end.
+async fn boot_all(
+    m: &Matrix,
+    prepared: &Prepared,
+    accels: &BTreeMap<String, AccelChoice>,
+    run: RunDir,
+    mut plan: RunPlan,
+    schedule: Vec<PlannedBoot>,
+    mut results: BTreeMap<CellKey, CellResult>,
+) -> Result<Outcome> {
+    run.write_plan(&plan)?;
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    for (i, (key, rep)) in schedule.iter().enumerate() {
+    for (i, PlannedBoot { cell: key, rep }) in schedule.iter().enumerate() {
         let label = format!("[{}/{}] {} rep {rep}", i + 1, schedule.len(), key.id());
         let accel = &accels[&m.profiles[&key.profile].arch];
-        let boot = run_one(&m, &prepared, accel, &run, key, *rep, &label);
+        let boot = run_one(m, prepared, accel, &run, key, *rep, &label);
         let rep_result = tokio::select! {
             // A guest that could not even be set up is this boot's
             // infrastructure failure, not the end of the run.
@@ -264,7 +334,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             }
         };
         let (rep_result, values) = rep_result;
-        let (k, _) = prepared.get(&m, key);
+        let (k, _) = prepared.get(m, key);
         let w = &m.workloads[&key.workload];
         let cell = results.entry(key.clone()).or_insert_with(|| CellResult {
             key: key.clone(),
@@ -299,6 +369,8 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         cell.reps.push(rep_result);
         run.write_cell(cell)?;
     }
+    plan.state = if interrupted { RunState::Interrupted } else { RunState::Complete };
+    run.write_plan(&plan)?;
     let cells: Vec<CellResult> = results.into_values().collect();
     let worst = report::status(&cells).1;
     Ok(Outcome { run, cells, worst, interrupted })

@@ -1,5 +1,8 @@
 //! Comparison tables from the one result model: terminal (UTF-8 boxes) and
-//! GitHub Markdown from the same rows.
+//! GitHub Markdown from the same rows; JUnit XML for CI systems (`junit`).
+
+pub mod junit;
+pub mod summary;
 
 use crate::failure::{FailureClass, Result};
 use crate::host::accel::Accel;
@@ -8,7 +11,7 @@ use crate::kernel::cache::{BuildMeta, Listed};
 use crate::matrix::Matrix;
 use crate::results::store::RunDir;
 use crate::results::{CellResult, Status};
-use crate::stats::compare::{GateOutcome, Table};
+use crate::stats::compare::{GateOutcome, Row, Table};
 use crate::stats::noise::NoiseTable;
 use crate::stats::{self, NoiseSource, Verdict};
 use comfy_table::{presets, Cell, ContentArrangement};
@@ -100,6 +103,22 @@ pub fn render(table: &Table, markdown: bool) -> String {
 /// How the verdicts were reached, once per report.
 pub const METHOD: &str = "verdicts: one value per boot (the boot is the unit); delta = Hodges-Lehmann shift / base median; 95% CI distribution-free (Moses; none below 4 boots a side); q = exact Mann-Whitney p after Benjamini-Hochberg over the gated (*) rows of a comparison, and separately over the rest; a change is decided when q < 0.05 and |delta| > thr; `no change` when the CI lies within +-thr; otherwise `inconclusive` with the MDE (80% power) these boots and this noise allow";
 
+/// One gated row that regressed: where, what, how much, how sure.
+pub fn regression(r: &Row) -> String {
+    format!(
+        "{} {}.{} [{}]: {} -> {} ({}, q {}, threshold {:.1}%)",
+        r.profile,
+        r.metric,
+        r.context,
+        r.unit,
+        r.j.base.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
+        r.j.new.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
+        pct(r.j.delta_pct),
+        r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()),
+        r.j.threshold_pct,
+    )
+}
+
 /// The gate's verdict in a few lines, and its exit code (0 or 7).
 pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
     let mut out = format!(
@@ -109,18 +128,7 @@ pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
         g.inconclusive
     );
     for (title, r) in &g.regressions {
-        out.push_str(&format!(
-            "  REGRESSED {} {}.{} [{}]: {} -> {} ({}, q {}, threshold {:.1}%)  [{title}]\n",
-            r.profile,
-            r.metric,
-            r.context,
-            r.unit,
-            r.j.base.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
-            r.j.new.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
-            pct(r.j.delta_pct),
-            r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()),
-            r.j.threshold_pct,
-        ));
+        out.push_str(&format!("  REGRESSED {}  [{title}]\n", regression(r)));
     }
     // Per-patch steps come before the whole series in a matrix's
     // comparisons, so the first regressed table names the patch.
@@ -170,7 +178,12 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
 pub struct RunReport {
     pub env: RunEnv,
     pub header: String,
+    /// The summary's provenance, in the mailing list's terms.
+    pub head: Vec<String>,
     pub tables: Vec<Table>,
+    /// Set when the run did not boot everything it planned: the report's
+    /// first line, and a non-zero exit.
+    pub incomplete: Option<String>,
 }
 
 impl RunReport {
@@ -183,18 +196,26 @@ impl RunReport {
             env.compare.clone()
         };
         let tables = stats::compare::in_run(cells, &compare, noise);
-        Ok(RunReport { header: header(run, &env), env, tables })
+        let incomplete = run.read_plan()?.incomplete(cells);
+        Ok(RunReport { header: header(run, &env), head: summary_head(run, &env), env, tables, incomplete })
     }
 
     pub fn text(&self, cells: &[CellResult], markdown: bool) -> String {
-        full(cells, &self.tables, &self.header, markdown)
+        let body = full(cells, &self.tables, &self.head, &self.header, markdown);
+        match (&self.incomplete, markdown) {
+            (None, _) => body,
+            (Some(line), false) => format!("{line}\n\n{body}"),
+            (Some(line), true) => format!("**{line}**\n\n{body}"),
+        }
     }
 }
 
-/// The report of a stored run, judged with the project's calibration.
-pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) -> Result<String> {
+/// The report of a stored run, judged with the project's calibration, and
+/// whether the run is whole.
+pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) -> Result<(String, bool)> {
     let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
-    Ok(RunReport::load(root, run, cells, &noise)?.text(cells, markdown))
+    let r = RunReport::load(root, run, cells, &noise)?;
+    Ok((r.text(cells, markdown), r.incomplete.is_none()))
 }
 
 /// What `bounce calibrate` prints: its own A/A table and gate, and the
@@ -255,6 +276,38 @@ fn header(run: &RunDir, env: &RunEnv) -> String {
         h.push_str("note: TCG (emulated CPU): latencies are TCG's, compare them only with TCG runs\n");
     }
     h
+}
+
+/// The summary's first lines, each within 80 columns: the run, every
+/// kernel by version, swiotlb flavour, cache key and series subjects, the
+/// host, QEMU and the accelerator.
+fn summary_head(run: &RunDir, env: &RunEnv) -> Vec<String> {
+    let cut = |mut l: String| {
+        if l.len() > 80 {
+            l.truncate(77);
+            l.push_str("...");
+        }
+        l
+    };
+    let mut out = vec![cut(format!("bounce run {} (harness {})", run.name(), env.harness_rev))];
+    for (name, k) in &env.kernels {
+        out.push(cut(format!(
+            "kernel {name}: Linux {} {} key {}",
+            k.kernel_version,
+            if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
+            k.key
+        )));
+        if let Some(s) = &k.series {
+            for (i, subject) in s.subjects.iter().enumerate() {
+                out.push(cut(format!("  [{}/{}] {subject}", i + 1, s.subjects.len())));
+            }
+        }
+    }
+    let qemu: Vec<String> = env.qemu.values().cloned().collect();
+    out.push(cut(format!("host: {}, {} cores; {}", env.host.cpu_model, env.host.cores, qemu.join(", "))));
+    let accel: Vec<String> = env.accel.iter().map(|(arch, a)| format!("{arch} {}", a.accel.qemu_arg())).collect();
+    out.push(cut(format!("accel: {}", accel.join(", "))));
+    out
 }
 
 /// `bounce cache ls`.
@@ -320,9 +373,12 @@ pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
     }
 }
 
-/// The whole report for a run.
-pub fn full(cells: &[CellResult], tables: &[Table], header: &str, markdown: bool) -> String {
-    let mut out = String::new();
+/// The whole report for a run: the summary screen, then the provenance,
+/// every comparison table and every cell.
+pub fn full(cells: &[CellResult], tables: &[Table], head: &[String], header: &str, markdown: bool) -> String {
+    let first = summary::render(head, cells, tables, None);
+    let mut out = if markdown { format!("```\n{first}```\n\n") } else { format!("{first}\n") };
+    out.push_str(if markdown { "### details\n\n" } else { "details\n\n" });
     if markdown {
         // The run's provenance, verbatim: Markdown would join its lines.
         out.push_str(&format!("```\n{}```\n", header));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Better {
     Higher,
@@ -20,7 +20,7 @@ pub enum Better {
 }
 
 /// Declared once, where the workload is defined (as mmtests does).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDecl {
     pub unit: String,
@@ -57,7 +57,7 @@ impl MetricDecl {
 }
 
 /// An axis of the matrix: what a comparison varies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Axis {
     Kernel,
@@ -82,7 +82,7 @@ impl fmt::Display for Axis {
 }
 
 /// "Put `base` and `new` side by side along `axis`, all else equal."
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
     pub axis: Axis,
@@ -96,7 +96,7 @@ pub struct Comparison {
 
 /// Cells (a glob over `KERNEL.PROFILE.WORKLOAD.SWIOTLB`) that are expected
 /// to fail with this class.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedFailure {
     pub cells: String,
@@ -105,7 +105,7 @@ pub struct ExpectedFailure {
 }
 
 /// A kernel log line that matched a rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     pub rule: String,
     pub line: String,
@@ -114,7 +114,7 @@ pub struct Finding {
 }
 
 /// The coordinates of a cell in the matrix.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CellKey {
     pub kernel: String,
     pub profile: String,
@@ -148,7 +148,7 @@ impl CellKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -156,7 +156,7 @@ pub enum Status {
 }
 
 /// One boot of one cell.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RepResult {
     pub rep: u32,
     pub status: Status,
@@ -169,13 +169,13 @@ pub struct RepResult {
     pub log_findings: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     pub rep: u32,
     pub value: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Metric {
     #[serde(flatten)]
     pub decl: MetricDecl,
@@ -190,7 +190,7 @@ impl Metric {
 
 /// Everything about one cell: written after every repetition, so an
 /// interrupted run keeps what it measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CellResult {
     pub key: CellKey,
     /// The kernel's build key (content hash) and whether it is dynamic.
@@ -231,6 +231,55 @@ impl CellResult {
 }
 
 /// Cells made by hand, for the tests of everything that reads the model.
+/// What a run set out to boot and how far it got: written before the
+/// first boot, rewritten at the end. A run killed outright stays
+/// `running`; a report tells either apart from a finished one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunPlan {
+    /// Every boot, in run order.
+    pub boots: Vec<PlannedBoot>,
+    pub state: RunState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlannedBoot {
+    pub cell: CellKey,
+    pub rep: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Complete,
+    Interrupted,
+}
+
+impl RunPlan {
+    /// The planned boots no cell has a record of, in run order.
+    pub fn missing(&self, cells: &[CellResult]) -> Vec<PlannedBoot> {
+        let done: std::collections::BTreeSet<(&CellKey, u32)> =
+            cells.iter().flat_map(|c| c.reps.iter().map(move |r| (&c.key, r.rep))).collect();
+        self.boots.iter().filter(|b| !done.contains(&(&b.cell, b.rep))).cloned().collect()
+    }
+
+    /// One line for the top of a report when the run is not whole.
+    pub fn incomplete(&self, cells: &[CellResult]) -> Option<String> {
+        let missing = self.missing(cells).len();
+        let how = match (self.state, missing) {
+            (RunState::Complete, 0) => return None,
+            (RunState::Interrupted, _) => "INTERRUPTED",
+            (RunState::Running, _) => "UNFINISHED (still running, or the harness was killed)",
+            (RunState::Complete, _) => "INCOMPLETE",
+        };
+        Some(format!(
+            "{how}: {} of {} planned boots ran; `bounce matrix --resume RUN` runs the {missing} missing",
+            self.boots.len() - missing,
+            self.boots.len()
+        ))
+    }
+}
+
 #[cfg(test)]
 pub mod testing {
     use super::*;
@@ -270,5 +319,39 @@ pub mod testing {
             metrics,
             expected_failure: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::cell;
+    use super::*;
+
+    #[test]
+    fn a_plan_knows_which_boots_are_missing_and_says_so_once() {
+        let mut c = cell("a", &[]);
+        let rep = |n: u32| RepResult {
+            rep: n,
+            status: Status::Pass,
+            failure: None,
+            boot_s: None,
+            total_s: 1.0,
+            guest_dir: String::new(),
+            log_findings: Vec::new(),
+        };
+        c.reps = vec![rep(0), rep(2)];
+        let boots = (0..3).map(|rep| PlannedBoot { cell: c.key.clone(), rep }).collect();
+        let mut plan = RunPlan { boots, state: RunState::Interrupted };
+        let cells = [c];
+        assert_eq!(plan.missing(&cells), [PlannedBoot { cell: cells[0].key.clone(), rep: 1 }]);
+        assert_eq!(
+            plan.incomplete(&cells).unwrap(),
+            "INTERRUPTED: 2 of 3 planned boots ran; `bounce matrix --resume RUN` runs the 1 missing"
+        );
+        plan.state = RunState::Running;
+        assert!(plan.incomplete(&cells).unwrap().starts_with("UNFINISHED"));
+        plan.boots.truncate(1);
+        plan.state = RunState::Complete;
+        assert_eq!(plan.incomplete(&cells), None);
     }
 }

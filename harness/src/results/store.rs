@@ -3,12 +3,13 @@
 //! ```text
 //! results/runs/RUN/
 //!   env.json                host, QEMU, accel, kernels, harness revision
+//!   plan.json               every planned boot, and whether the run finished
 //!   cells/CELL.json         status and every sample of every metric
 //!   guests/CELL/rep-N/      console.log, channel.log, qemu.stderr, guest.json
 //!   report.txt, report.md   the comparison tables
 //! ```
 
-use super::CellResult;
+use super::{CellResult, RunPlan, RunState};
 use crate::failure::{Failure, Result};
 use crate::host::env::RunEnv;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,25 @@ impl RunDir {
 
     pub fn read_env(&self) -> Result<RunEnv> {
         read_json(&self.path.join("env.json"))
+    }
+
+    pub fn write_plan(&self, plan: &RunPlan) -> Result<()> {
+        write_json(&self.path.join("plan.json"), plan)
+    }
+
+    /// The run's plan; a run from before plans were kept counts as
+    /// complete with what it has.
+    pub fn read_plan(&self) -> Result<RunPlan> {
+        let path = self.path.join("plan.json");
+        if !path.exists() {
+            let cells = self.read_cells()?;
+            let boots = cells
+                .iter()
+                .flat_map(|c| c.reps.iter().map(|r| super::PlannedBoot { cell: c.key.clone(), rep: r.rep }))
+                .collect();
+            return Ok(RunPlan { boots, state: RunState::Complete });
+        }
+        read_json(&path)
     }
 
     /// Written through a temporary file and a rename, so a reader (or a
@@ -129,4 +149,16 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+}
+
+/// The JSON Schema of every file a run directory holds, generated from
+/// the types that write them: `bounce schema` publishes them under
+/// `results/schema/`, and a test checks a real run against them.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    let json = |s: schemars::Schema| s.to_value();
+    vec![
+        ("cell.schema.json", json(schemars::schema_for!(CellResult))),
+        ("env.schema.json", json(schemars::schema_for!(RunEnv))),
+        ("plan.schema.json", json(schemars::schema_for!(RunPlan))),
+    ]
 }

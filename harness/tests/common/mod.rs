@@ -181,3 +181,34 @@ pub fn project_copy() -> tempfile::TempDir {
     }
     dir
 }
+
+/// A Python with the PyPI package `pkg` (a venv in the cache, made once):
+/// the real consumers of what the harness writes for other tools.
+pub fn python_with(pkg: &str) -> PathBuf {
+    let venv = bounce::paths::cache_root().join("venvs").join(pkg);
+    let py = venv.join("bin/python");
+    let ready = venv.join(".installed");
+    if !ready.exists() {
+        let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv {}", venv.display());
+        assert!(ok(Command::new(&py).args(["-m", "pip", "install", "-q", pkg])), "pip install {pkg}");
+        std::fs::write(&ready, "").unwrap();
+    }
+    py
+}
+
+/// Every testcase of a JUnit file as junitparser reads it:
+/// `SUITE CLASSNAME NAME PASS|FAIL MESSAGE`.
+pub fn junit_cases(file: &Path) -> Vec<String> {
+    const READ: &str = r#"
+import sys, junitparser
+for suite in junitparser.JUnitXml.fromfile(sys.argv[1]):
+    for case in suite:
+        bad = [r for r in case.result if isinstance(r, (junitparser.Failure, junitparser.Error))]
+        print(suite.name, case.classname, case.name, "FAIL" if bad else "PASS", " | ".join(r.message or "" for r in bad))
+"#;
+    let o = Command::new(python_with("junitparser")).arg("-c").arg(READ).arg(file).output().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "junitparser could not read {}:\n{err}", file.display());
+    out.lines().map(str::to_string).collect()
+}
