@@ -27,15 +27,8 @@ enum Command {
         /// List the cells, builds and boots it would run, and stop.
         #[arg(long)]
         dry_run: bool,
-        /// Accelerator: auto probes KVM with a real guest, else TCG.
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelRequest,
-        /// Override the matrix's repetition count.
-        #[arg(long)]
-        reps: Option<u32>,
-        /// Where run directories go (default: results/ at the project root).
-        #[arg(long)]
-        results: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
         /// Fail (exit 7) when a gated metric regressed: against BASELINE (a
         /// name under results/baselines/ or a run directory), and in the
         /// matrix's own gated comparisons (base vs each patch series).
@@ -45,9 +38,6 @@ enum Command {
         /// Compare with a baseline from another accelerator, QEMU or host.
         #[arg(long)]
         allow_env_mismatch: bool,
-        /// Seed of the randomised run order (default: from the clock).
-        #[arg(long)]
-        seed: Option<u64>,
         /// Finish an interrupted run: boot only what its plan lists and its
         /// cells lack, with its own matrix file and order, into the same
         /// directory, and report the whole run.
@@ -66,15 +56,9 @@ enum Command {
         /// The base kernel when the series goes on several.
         #[arg(long)]
         on: Option<String>,
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelRequest,
-        /// Override the matrix's repetition count (every step boots this many).
-        #[arg(long)]
-        reps: Option<u32>,
-        #[arg(long)]
-        results: Option<PathBuf>,
-        #[arg(long)]
-        seed: Option<u64>,
+        /// (--reps: every step boots this many.)
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// A/A: boot one kernel of a matrix against itself, store each metric's
     /// noise in results/baselines/noise.json, show the gate stays quiet.
@@ -177,6 +161,23 @@ enum Command {
     },
 }
 
+/// How boots run: shared by the commands that run a matrix.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Accelerator: auto probes KVM with a real guest, else TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelRequest,
+    /// Override the matrix's repetition count.
+    #[arg(long)]
+    reps: Option<u32>,
+    /// Where run directories go (default: results/ at the project root).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Seed of the randomised run order (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ReportFormat {
     Text,
@@ -233,7 +234,14 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root();
     match cli.command {
-        Command::Matrix { matrix, dry_run, accel, reps, results, gate, allow_env_mismatch, seed, resume } => {
+        Command::Matrix {
+            matrix,
+            dry_run,
+            run: RunArgs { accel, reps, results, seed },
+            gate,
+            allow_env_mismatch,
+            resume,
+        } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
                 return dry(&root, &matrix, reps);
@@ -291,7 +299,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             // A broken cell outranks a slow one: fix correctness first.
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(gate_code))
         }
-        Command::Bisect { matrix, series, on, accel, reps, results, seed } => {
+        Command::Bisect { matrix, series, on, run: RunArgs { accel, reps, results, seed } } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             let m = Matrix::load(&root, &matrix)?;
             let target = bounce::bisect::pick(&m, series.as_deref(), on.as_deref())?;

@@ -292,7 +292,7 @@ fn summary_head(run: &RunDir, env: &RunEnv) -> Vec<String> {
     let mut out = vec![cut(format!("bounce run {} (harness {})", run.name(), env.harness_rev))];
     for (name, k) in &env.kernels {
         out.push(cut(format!(
-            "kernel {name}: Linux {} {} key {}",
+            "{name}: {} {} key {}",
             k.kernel_version,
             if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
             k.key
@@ -303,7 +303,7 @@ fn summary_head(run: &RunDir, env: &RunEnv) -> Vec<String> {
             }
         }
     }
-    let qemu: Vec<String> = env.qemu.values().cloned().collect();
+    let qemu: Vec<String> = env.qemu.values().map(|v| v.replace("emulator version ", "")).collect();
     out.push(cut(format!("host: {}, {} cores; {}", env.host.cpu_model, env.host.cores, qemu.join(", "))));
     let accel: Vec<String> = env.accel.iter().map(|(arch, a)| format!("{arch} {}", a.accel.qemu_arg())).collect();
     out.push(cut(format!("accel: {}", accel.join(", "))));

@@ -204,17 +204,7 @@ mod tests {
             ),
         ];
         for c in &mut cells {
-            c.reps = (0..6)
-                .map(|rep| crate::results::RepResult {
-                    rep,
-                    status: Status::Pass,
-                    failure: None,
-                    boot_s: None,
-                    total_s: 1.0,
-                    guest_dir: String::new(),
-                    log_findings: Vec::new(),
-                })
-                .collect();
+            c.reps = (0..6).map(crate::results::testing::passed).collect();
         }
         let c = Comparison { axis: Axis::Kernel, base: "6.12-fixed".into(), new: "6.12-dynamic".into(), gate: true };
         let tables = crate::stats::compare::in_run(&cells, &[c], &NoiseTable::default());

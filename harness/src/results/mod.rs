@@ -285,6 +285,19 @@ pub mod testing {
     use super::*;
     use crate::host::accel::Accel;
 
+    /// A boot that passed.
+    pub fn passed(rep: u32) -> RepResult {
+        RepResult {
+            rep,
+            status: Status::Pass,
+            failure: None,
+            boot_s: None,
+            total_s: 1.0,
+            guest_dir: String::new(),
+            log_findings: Vec::new(),
+        }
+    }
+
     /// A sev-emulated dmabench cell of `kernel` with `(metric, gated,
     /// per-boot values)`, lower is better.
     pub fn cell(kernel: &str, values: &[(&str, bool, &[f64])]) -> CellResult {
@@ -330,16 +343,7 @@ mod tests {
     #[test]
     fn a_plan_knows_which_boots_are_missing_and_says_so_once() {
         let mut c = cell("a", &[]);
-        let rep = |n: u32| RepResult {
-            rep: n,
-            status: Status::Pass,
-            failure: None,
-            boot_s: None,
-            total_s: 1.0,
-            guest_dir: String::new(),
-            log_findings: Vec::new(),
-        };
-        c.reps = vec![rep(0), rep(2)];
+        c.reps = vec![super::testing::passed(0), super::testing::passed(2)];
         let boots = (0..3).map(|rep| PlannedBoot { cell: c.key.clone(), rep }).collect();
         let mut plan = RunPlan { boots, state: RunState::Interrupted };
         let cells = [c];
