@@ -178,6 +178,20 @@ struct RunArgs {
     seed: Option<u64>,
 }
 
+impl RunArgs {
+    fn options(self, root: &Path, matrix: PathBuf, resume: Option<PathBuf>) -> run::Options {
+        run::Options {
+            matrix,
+            results: self.results.unwrap_or_else(|| root.join("results")),
+            accel: self.accel,
+            repetitions: self.reps,
+            seed: self.seed,
+            kernels: None,
+            resume,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ReportFormat {
     Text,
@@ -234,17 +248,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root();
     match cli.command {
-        Command::Matrix {
-            matrix,
-            dry_run,
-            run: RunArgs { accel, reps, results, seed },
-            gate,
-            allow_env_mismatch,
-            resume,
-        } => {
+        Command::Matrix { matrix, dry_run, run: args, gate, allow_env_mismatch, resume } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
-                return dry(&root, &matrix, reps);
+                return dry(&root, &matrix, args.reps);
             }
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             // A missing baseline is bad input: say so before an hour of
@@ -253,15 +260,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 Some(b) if !b.is_empty() => Some(RunDir::resolve(b, &root.join("results/baselines"))?),
                 _ => None,
             };
-            let opts = run::Options {
-                matrix,
-                results: results.unwrap_or_else(|| root.join("results")),
-                accel,
-                repetitions: reps,
-                seed,
-                kernels: None,
-                resume,
-            };
+            let opts = args.options(&root, matrix, resume);
             let out = run::run(&root, &cache, &opts).await?;
             let judged = report::RunReport::load(&root, &out.run, &out.cells, &noise)?;
             let mut text = judged.text(&out.cells, false);
@@ -299,20 +298,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             // A broken cell outranks a slow one: fix correctness first.
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(gate_code))
         }
-        Command::Bisect { matrix, series, on, run: RunArgs { accel, reps, results, seed } } => {
+        Command::Bisect { matrix, series, on, run: args } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             let m = Matrix::load(&root, &matrix)?;
             let target = bounce::bisect::pick(&m, series.as_deref(), on.as_deref())?;
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
-            let opts = run::Options {
-                matrix,
-                results: results.unwrap_or_else(|| root.join("results")),
-                accel,
-                repetitions: reps,
-                seed,
-                kernels: None,
-                resume: None,
-            };
+            let opts = args.options(&root, matrix, None);
             let b = bounce::bisect::bisect(&root, &cache, &opts, target, &noise).await?;
             print!("{}", b.text());
             Ok(b.exit_code())

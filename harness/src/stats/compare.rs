@@ -89,7 +89,9 @@ pub fn judge_pairs(title: String, gate: bool, pairs: &[Pair], noise: &NoiseTable
         let ctx = context.iter().map(|a| format!("{a}={}", b.key.axis(*a))).collect::<Vec<_>>().join(" ");
         let names: BTreeSet<&String> = b.metrics.keys().chain(n.metrics.keys()).collect();
         for name in names {
-            let decl = b.metrics.get(name).or_else(|| n.metrics.get(name)).unwrap().decl.clone();
+            // The new side's declaration rules: a baseline stored before a
+            // floor or a gate changed is judged by today's declaration.
+            let decl = n.metrics.get(name).or_else(|| b.metrics.get(name)).unwrap().decl.clone();
             pending.push(Pending {
                 row: (
                     b.key.profile.clone(),
