@@ -24,9 +24,16 @@ fn ci(r: &Row) -> String {
     }
 }
 
-/// One decided (or undecidable) gated row, within 80 columns.
+/// One gated or decided row: name, delta, interval, verdict; the verdict
+/// goes to a line of its own when the row would pass 80 columns.
 fn line(r: &Row) -> String {
-    let name = if r.context.is_empty() { r.metric.clone() } else { format!("{} [{}]", r.metric, r.context) };
+    // The shared axes by value only: `[default]`, `[6.12-fixed 1mib]`.
+    let context: Vec<&str> = r.context.split_whitespace().map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v)).collect();
+    let mut name = if context.is_empty() { r.metric.clone() } else { format!("{} [{}]", r.metric, context.join(" ")) };
+    if name.len() > 40 {
+        name.truncate(39);
+        name.push('~');
+    }
     let verdict = match r.j.verdict {
         Verdict::Inconclusive => {
             format!("inconclusive (MDE {})", r.j.mde_pct.map(|m| format!("{m:.0}%")).unwrap_or("n/a".into()))
@@ -34,15 +41,13 @@ fn line(r: &Row) -> String {
         Verdict::Worse if r.j.gated => "WORSE".to_string(),
         v => v.to_string(),
     };
-    let mut name = name;
-    // Long metric names give way to the numbers.
-    let fixed = 4 + 1 + 8 + 1 + 17 + 1 + verdict.len();
-    if name.len() + fixed > WIDTH {
-        name.truncate(WIDTH.saturating_sub(fixed + 1));
-        name.push('~');
+    // 71 columns before the verdict: the short ones fit on the line.
+    let head = format!("    {name:<40} {:>8} {:<17}", pct(r.j.delta_pct), ci(r));
+    if head.len() + 1 + verdict.len() <= WIDTH {
+        format!("{head} {verdict}")
+    } else {
+        format!("{}\n{:>w$}", head.trim_end(), verdict, w = WIDTH)
     }
-    let width = WIDTH.saturating_sub(fixed).max(8);
-    format!("    {name:<width$} {:>8} {:<17} {verdict}", pct(r.j.delta_pct), ci(r))
 }
 
 /// Words wrapped to 80 columns under an indent.
@@ -136,16 +141,17 @@ pub fn render(header: &[String], cells: &[CellResult], tables: &[Table], gate: O
             for r in &rows {
                 *counts.entry(r.j.verdict.label()).or_default() += 1;
             }
-            let tally: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
-            out.push_str(&format!(
-                "  {p}{}: {} metrics: {}\n",
-                if emulated { " [emulated]" } else { "" },
-                rows.len(),
-                tally.join(", ")
-            ));
-            // Every gated row (the headline), then informational rows
-            // only where they decided a change.
-            for r in rows.iter().filter(|r| r.j.gated) {
+            let mut words = vec![format!("{p}{}: {} metrics:", if emulated { " [emulated]" } else { "" }, rows.len())];
+            let n = counts.len();
+            words.extend(
+                counts.iter().enumerate().map(|(i, (v, c))| format!("{c} {v}{}", if i + 1 < n { "," } else { "" })),
+            );
+            out.push_str(&wrap("  ", &words));
+            // Every gated row that was judged (the headline), then the
+            // informational rows that decided a change; rows missing a
+            // side (a cell that failed) are in the tally only.
+            let judged = |r: &&&Row| !matches!(r.j.verdict, Verdict::Missing | Verdict::TooFew);
+            for r in rows.iter().filter(|r| r.j.gated).filter(judged) {
                 out.push_str(&line(r));
                 out.push('\n');
             }
@@ -215,6 +221,7 @@ mod tests {
         assert!(lines.iter().any(|l| l.starts_with("  sev-emulated [emulated]: 2 metrics: 2 worse")), "{text}");
         let headline = lines.iter().find(|l| l.contains("dmabench.map_us")).unwrap();
         assert!(headline.contains("%") && headline.ends_with("WORSE"), "{headline}");
+        assert!(headline.contains("dmabench.map_us [default]"), "{headline}");
         assert!(lines.iter().any(|l| l.contains("a_very_long") && l.ends_with("worse")), "{text}");
     }
 }
