@@ -15,7 +15,7 @@
 use crate::failure::{Failure, FailureClass, Result};
 use crate::matrix::{run, Matrix, SeriesOnKernel};
 use crate::results::store::RunDir;
-use crate::results::CellResult;
+use crate::results::{CellResult, Status};
 use crate::stats::noise::NoiseTable;
 use crate::{report, stats, ui};
 use std::path::Path;
@@ -136,10 +136,15 @@ fn of_kernel(cells: &[CellResult], kernel: &str) -> Vec<CellResult> {
 
 /// One prefix's cells against the base's.
 fn judge(base: (&RunDir, &[CellResult]), new: (&RunDir, &[CellResult]), noise: &NoiseTable) -> Result<PrefixVerdict> {
-    let (summary, worst) = report::status(new.1);
-    if let Some(class) = worst {
-        let first = summary.lines().find(|l| l.trim_start().starts_with("FAIL")).unwrap_or("").trim().to_string();
-        return Ok(PrefixVerdict::Broken(class, first));
+    // The worst class decides the exit code; the first broken cell is
+    // named, as the run's own report names it.
+    if let Some(class) = report::status(new.1).1 {
+        let first = new.1.iter().find(|c| c.status() == Status::Fail && !c.failed_as_expected());
+        let what = match first.and_then(|c| c.worst_failure().map(|f| (c, f))) {
+            Some((c, f)) => format!("FAIL {} [{}]: {}", c.key.id(), f.class, f.message),
+            None => first.map(|c| format!("FAIL {}: no repetition ran", c.key.id())).unwrap_or_default(),
+        };
+        return Ok(PrefixVerdict::Broken(class, what));
     }
     let (benv, nenv) = (base.0.read_env()?, new.0.read_env()?);
     let table =
@@ -169,15 +174,7 @@ pub async fn bisect(
     noise: &NoiseTable,
 ) -> Result<Bisection> {
     let n = on.prefixes.len();
-    let with_kernels = |ks: Vec<String>| run::Options {
-        matrix: opts.matrix.clone(),
-        results: opts.results.clone(),
-        accel: opts.accel,
-        repetitions: opts.repetitions,
-        seed: opts.seed,
-        kernels: Some(ks),
-        resume: None,
-    };
+    let with_kernels = |ks: Vec<String>| run::Options { kernels: Some(ks), resume: None, ..opts.clone() };
     let mut b = Bisection { on: on.clone(), steps: Vec::new(), first_bad: None, interrupted: false };
     ui::line(format!("bisect: the base {} and the whole series {}, side by side", on.base, on.prefixes[n - 1]));
     let first = run::run(root, cache, &with_kernels(vec![on.base.clone(), on.prefixes[n - 1].clone()])).await?;

@@ -196,14 +196,9 @@ fn a_qemu_killed_mid_run_is_an_infrastructure_failure() {
 fn an_interrupted_run_resumes_with_only_the_missing_boots() {
     let _lock = heavy_lock();
     build_x86_64_first("6.12-dynamic", None);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("matrix.yaml");
-    std::fs::write(
-        &file,
+    let (dir, file, results) = matrix_dir(
         "repetitions: 3\nkernels: [6.12-dynamic]\nprofiles: [dma32]\nworkloads: [memory]\nparams:\n  memory: {oom_probe: 0}\nswiotlb:\n  default: \"\"\n",
-    )
-    .unwrap();
-    let results = dir.path().join("results");
+    );
     let mut child = bounce()
         .args(["matrix", "--seed", "1", "--matrix"])
         .arg(&file)

@@ -150,10 +150,7 @@ fn seeded_corruption_and_slot_leak_fail_as_correctness() {
 fn bisect_names_the_patch_that_slowed_the_bounce_path() {
     let _lock = heavy_lock();
     build_x86_64_first("6.12-dynamic", None);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("matrix.yaml");
-    std::fs::write(&file, dmabench_matrix(5, &["defect-slow-series.mbox"])).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, file, results) = matrix_dir(&dmabench_matrix(5, &["defect-slow-series.mbox"]));
     let o = bounce()
         .args(["bisect", "--seed", "5", "--matrix"])
         .arg(&file)

@@ -47,6 +47,14 @@ pub struct MatrixFile {
 }
 
 impl Matrix {
+    /// Put a known variant on the kernel axis for this run: a series'
+    /// prefix a bisection boots, or a kernel a resumed run's plan names.
+    pub fn join_kernel_axis(&mut self, kernel: &str) {
+        if !self.kernels.iter().any(|k| k == kernel) {
+            self.kernels.push(kernel.to_string());
+        }
+    }
+
     /// The expected failure declared for a cell, if any.
     pub fn expected_failure(&self, key: &CellKey) -> Option<&ExpectedFailure> {
         let id = key.id();

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[derive(Clone)]
 pub struct Options {
     pub matrix: PathBuf,
     pub results: PathBuf,
@@ -179,7 +180,6 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     if let Some(r) = opts.repetitions {
         m.spec.repetitions = r.max(1);
     }
-    let (mut cells, _) = m.expand();
     if let Some(only) = &opts.kernels {
         for k in only.iter().filter(|k| !m.variants.contains_key(*k)) {
             return Err(Failure::input(format!(
@@ -188,14 +188,12 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
                 m.kernels.join(", ")
             )));
         }
-        // A series' prefix that is not on the kernel axis (a bisection
-        // step) joins it for this run.
         for k in only {
-            if !m.kernels.contains(k) {
-                m.kernels.push(k.clone());
-            }
+            m.join_kernel_axis(k);
         }
-        cells = m.expand().0;
+    }
+    let (mut cells, _) = m.expand();
+    if let Some(only) = &opts.kernels {
         cells.retain(|c| only.contains(&c.kernel));
     }
     let seed = opts.seed.unwrap_or_else(|| {
@@ -267,9 +265,7 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
                 file.display()
             )));
         }
-        if !m.kernels.contains(&b.cell.kernel) {
-            m.kernels.push(b.cell.kernel.clone());
-        }
+        m.join_kernel_axis(&b.cell.kernel);
         if !cells.contains(&b.cell) {
             cells.push(b.cell.clone());
         }

@@ -197,7 +197,7 @@ impl RunReport {
         };
         let tables = stats::compare::in_run(cells, &compare, noise);
         let incomplete = run.read_plan()?.incomplete(cells);
-        Ok(RunReport { header: header(run, &env), head: summary_head(run, &env), env, tables, incomplete })
+        Ok(RunReport { header: header(run, &env), head: summary::head(&run.name(), &env), env, tables, incomplete })
     }
 
     pub fn text(&self, cells: &[CellResult], markdown: bool) -> String {
@@ -208,14 +208,6 @@ impl RunReport {
             (Some(line), true) => format!("**{line}**\n\n{body}"),
         }
     }
-}
-
-/// The report of a stored run, judged with the project's calibration, and
-/// whether the run is whole.
-pub fn for_run(root: &Path, run: &RunDir, cells: &[CellResult], markdown: bool) -> Result<(String, bool)> {
-    let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
-    let r = RunReport::load(root, run, cells, &noise)?;
-    Ok((r.text(cells, markdown), r.incomplete.is_none()))
 }
 
 /// What `bounce calibrate` prints: its own A/A table and gate, and the
@@ -276,38 +268,6 @@ fn header(run: &RunDir, env: &RunEnv) -> String {
         h.push_str("note: TCG (emulated CPU): latencies are TCG's, compare them only with TCG runs\n");
     }
     h
-}
-
-/// The summary's first lines, each within 80 columns: the run, every
-/// kernel by version, swiotlb flavour, cache key and series subjects, the
-/// host, QEMU and the accelerator.
-fn summary_head(run: &RunDir, env: &RunEnv) -> Vec<String> {
-    let cut = |mut l: String| {
-        if l.len() > 80 {
-            l.truncate(77);
-            l.push_str("...");
-        }
-        l
-    };
-    let mut out = vec![cut(format!("bounce run {} (harness {})", run.name(), env.harness_rev))];
-    for (name, k) in &env.kernels {
-        out.push(cut(format!(
-            "{name}: {} {} key {}",
-            k.kernel_version,
-            if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
-            k.key
-        )));
-        if let Some(s) = &k.series {
-            for (i, subject) in s.subjects.iter().enumerate() {
-                out.push(cut(format!("  [{}/{}] {subject}", i + 1, s.subjects.len())));
-            }
-        }
-    }
-    let qemu: Vec<String> = env.qemu.values().map(|v| v.replace("emulator version ", "")).collect();
-    out.push(cut(format!("host: {}, {} cores; {}", env.host.cpu_model, env.host.cores, qemu.join(", "))));
-    let accel: Vec<String> = env.accel.iter().map(|(arch, a)| format!("{arch} {}", a.accel.qemu_arg())).collect();
-    out.push(cut(format!("accel: {}", accel.join(", "))));
-    out
 }
 
 /// `bounce cache ls`.

@@ -6,6 +6,8 @@
 //! with their interval, and a count of the rest by verdict; then how far
 //! the pools grew on each side; correctness and failures first of all.
 
+use super::pct;
+use crate::host::env::RunEnv;
 use crate::results::{CellResult, Status};
 use crate::stats::compare::{Row, Table};
 use crate::stats::Verdict;
@@ -13,8 +15,38 @@ use std::collections::BTreeMap;
 
 const WIDTH: usize = 80;
 
-fn pct(v: Option<f64>) -> String {
-    v.map(|d| format!("{d:+.1}%")).unwrap_or_else(|| "-".into())
+/// A line cut to 80 columns, marked where it was cut.
+fn cut(mut l: String) -> String {
+    if l.len() > WIDTH {
+        l.truncate(WIDTH - 3);
+        l.push_str("...");
+    }
+    l
+}
+
+/// The summary's first lines: the run, every kernel by version, swiotlb
+/// flavour, cache key and series subjects, the host, QEMU and the
+/// accelerator.
+pub fn head(run: &str, env: &RunEnv) -> Vec<String> {
+    let mut out = vec![cut(format!("bounce run {run} (harness {})", env.harness_rev))];
+    for (name, k) in &env.kernels {
+        out.push(cut(format!(
+            "{name}: {} {} key {}",
+            k.kernel_version,
+            if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" },
+            k.key
+        )));
+        if let Some(s) = &k.series {
+            for (i, subject) in s.subjects.iter().enumerate() {
+                out.push(cut(format!("  [{}/{}] {subject}", i + 1, s.subjects.len())));
+            }
+        }
+    }
+    let qemu: Vec<String> = env.qemu.values().map(|v| v.replace("emulator version ", "")).collect();
+    out.push(cut(format!("host: {}, {} cores; {}", env.host.cpu_model, env.host.cores, qemu.join(", "))));
+    let accel: Vec<String> = env.accel.iter().map(|(arch, a)| format!("{arch} {}", a.accel.qemu_arg())).collect();
+    out.push(cut(format!("accel: {}", accel.join(", "))));
+    out
 }
 
 fn ci(r: &Row) -> String {
@@ -112,12 +144,7 @@ pub fn render(header: &[String], cells: &[CellResult], tables: &[Table], gate: O
     ));
     for c in &failed {
         let why = c.worst_failure().map(|f| format!("[{}] {}", f.class, f.message)).unwrap_or("no boot ran".into());
-        let mut l = format!("  FAIL {}: {why}", c.key.id());
-        if l.len() > WIDTH {
-            l.truncate(WIDTH - 3);
-            l.push_str("...");
-        }
-        out.push_str(&l);
+        out.push_str(&cut(format!("  FAIL {}: {why}", c.key.id())));
         out.push('\n');
     }
     if let Some(g) = gate {

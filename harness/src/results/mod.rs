@@ -230,7 +230,6 @@ impl CellResult {
     }
 }
 
-/// Cells made by hand, for the tests of everything that reads the model.
 /// What a run set out to boot and how far it got: written before the
 /// first boot, rewritten at the end. A run killed outright stays
 /// `running`; a report tells either apart from a finished one.
@@ -280,6 +279,7 @@ impl RunPlan {
     }
 }
 
+/// Cells made by hand, for the tests of everything that reads the model.
 #[cfg(test)]
 pub mod testing {
     use super::*;

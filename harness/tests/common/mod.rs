@@ -97,11 +97,18 @@ impl MatrixRun {
 
 /// Write `yaml` as a matrix and run it (in the project at `project`, or
 /// this checkout), then read the one run directory it made.
-pub fn run_matrix_in(project: Option<&Path>, yaml: &str, extra: &[&str]) -> MatrixRun {
+/// A temporary directory holding `yaml` as matrix.yaml: (the directory,
+/// the matrix file, where its run directories go).
+pub fn matrix_dir(yaml: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("matrix.yaml");
     std::fs::write(&file, yaml).unwrap();
     let results = dir.path().join("results");
+    (dir, file, results)
+}
+
+pub fn run_matrix_in(project: Option<&Path>, yaml: &str, extra: &[&str]) -> MatrixRun {
+    let (dir, file, results) = matrix_dir(yaml);
     let mut cmd = bounce();
     cmd.args(["matrix", "--matrix"]).arg(&file).arg("--results").arg(&results).args(extra);
     if let Some(p) = project {
