@@ -5,6 +5,7 @@ use bounce::kernel::series::{Series, SeriesSource};
 use bounce::kernel::variant::Variant;
 use bounce::matrix::{run, Matrix};
 use bounce::results::store::RunDir;
+use bounce::results::Shard;
 use bounce::stats::noise::NoiseTable;
 use bounce::{kernel, paths, report, stats, ui};
 use clap::{Parser, Subcommand};
@@ -43,6 +44,10 @@ enum Command {
         /// directory, and report the whole run.
         #[arg(long, value_name = "RUN", conflicts_with_all = ["matrix", "reps", "seed", "dry_run", "results"])]
         resume: Option<PathBuf>,
+        /// Boot only share K of N (e.g. 2/3) of the plan, for N machines;
+        /// `bounce results merge` joins the shards' runs into one.
+        #[arg(long, value_name = "K/N", conflicts_with = "resume")]
+        shard: Option<Shard>,
     },
     /// Which patch of a matrix's series fails the gate: boot the base and
     /// the whole series, then bisect the series' prefixes, building and
@@ -131,6 +136,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         accel: AccelRequest,
     },
+    /// Run directories: join shards.
+    Results {
+        #[command(subcommand)]
+        command: ResultsCommand,
+    },
     /// The kernel cache.
     Cache {
         #[command(subcommand)]
@@ -141,7 +151,6 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Print the report of an earlier run directory.
     /// Write the JSON Schemas of a run directory's files (cells/*.json,
     /// env.json, plan.json), generated from the harness's own types.
     Schema {
@@ -149,12 +158,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the report of a run directory in one of its forms; exits
+    /// 130 when the run did not finish, else with its worst failure.
     Report {
         run: PathBuf,
-        /// text: the terminal's tables; markdown: the same for a review
-        /// comment; junit: JUnit XML for a CI system.
+        /// terminal: tables in boxes; text: ASCII within 80 columns for a
+        /// mail reply; markdown: for a review comment; html: one page with
+        /// charts; junit, kcidb: for CI systems; json: the raw results.
         #[arg(long, value_enum, default_value = "text")]
-        format: ReportFormat,
+        format: report::Format,
         /// Same as --format markdown.
         #[arg(long, conflicts_with = "format")]
         markdown: bool,
@@ -188,21 +200,29 @@ impl RunArgs {
             seed: self.seed,
             kernels: None,
             resume,
+            shard: None,
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ReportFormat {
-    Text,
-    Markdown,
-    Junit,
 }
 
 #[derive(Subcommand)]
 enum BaselineCommand {
     /// Save RUN (a run directory) as results/baselines/NAME.
     Save { run: PathBuf, name: String },
+}
+
+#[derive(Subcommand)]
+enum ResultsCommand {
+    /// Join the runs of `bounce matrix --shard K/N` (every share once) into
+    /// one run directory, which reports as an unsharded run would.
+    Merge {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The merged run directory (default: next to the first shard,
+        /// named after it with `-merged`).
+        #[arg(long)]
+        into: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,10 +268,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root();
     match cli.command {
-        Command::Matrix { matrix, dry_run, run: args, gate, allow_env_mismatch, resume } => {
+        Command::Matrix { matrix, dry_run, run: args, gate, allow_env_mismatch, resume, shard } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
-                return dry(&root, &matrix, args.reps);
+                return dry(&root, &matrix, args.reps, shard);
             }
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             // A missing baseline is bad input: say so before an hour of
@@ -260,38 +280,24 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 Some(b) if !b.is_empty() => Some(RunDir::resolve(b, &root.join("results/baselines"))?),
                 _ => None,
             };
-            let opts = args.options(&root, matrix, resume);
+            let opts = run::Options { shard, ..args.options(&root, matrix, resume) };
             let out = run::run(&root, &cache, &opts).await?;
-            let judged = report::RunReport::load(&root, &out.run, &out.cells, &noise)?;
-            let mut text = judged.text(&out.cells, false);
-            let mut md = judged.text(&out.cells, true);
+            let mut judged = report::RunReport::load(&root, &out.run, &noise)?;
             let mut gate_code = 0;
-            let mut tables = judged.tables.clone();
             if gate.is_some() {
-                if let Some(b) = &baseline {
-                    let (benv, bcells) = (b.read_env()?, b.read_cells()?);
-                    let t = stats::compare::across_runs(
-                        (&b.name(), &benv, &bcells),
-                        (&out.run.name(), &judged.env, &out.cells),
+                let against = match &baseline {
+                    Some(b) => Some(stats::compare::across_runs(
+                        (&b.name(), &b.read_env()?, &b.read_cells()?),
+                        (&out.run.name(), &judged.env, &judged.cells),
                         allow_env_mismatch,
                         &noise,
-                    )?;
-                    text.push_str(&format!("\n{}", report::render(&t, false)));
-                    md.push_str(&format!("\n{}", report::render(&t, true)));
-                    tables.push(t);
-                }
-                let (summary, code) = report::gate_summary(&stats::compare::gate(&tables));
-                text.push_str(&format!("\n{summary}"));
-                md.push_str(&format!("\n```\n{summary}```\n"));
-                gate_code = code;
+                    )?),
+                    None => None,
+                };
+                gate_code = judged.judge_gate(against);
             }
-            out.run.write_text("report.txt", &text)?;
-            out.run.write_text("report.md", &md)?;
-            out.run.write_text(
-                "report.junit.xml",
-                &report::junit::render(&out.run.name(), &out.cells, &tables, judged.incomplete.as_deref())?,
-            )?;
-            println!("{text}");
+            judged.write(&out.run)?;
+            println!("{}", judged.render(report::Format::Terminal)?);
             if out.interrupted {
                 return Ok(130);
             }
@@ -342,6 +348,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         seed,
                         kernels: Some(vec![kernel.clone()]),
                         resume: None,
+                        shard: None,
                     };
                     run::run(&root, &cache, &opts).await?
                 }
@@ -459,6 +466,17 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Boot { variant, profile, swiotlb, accel } => {
             bounce::guest::interactive::boot(&root, &cache, &variant, &profile, &swiotlb, accel).await
         }
+        Command::Results { command: ResultsCommand::Merge { runs, into } } => {
+            let shards = runs.iter().map(|r| RunDir::open(r)).collect::<Result<Vec<_>>>()?;
+            let into = into.unwrap_or_else(|| runs[0].with_file_name(format!("{}-merged", shards[0].name())));
+            let merged = bounce::results::merge::merge(&shards, &into)?;
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            let judged = report::RunReport::load(&root, &merged, &noise)?;
+            judged.write(&merged)?;
+            println!("{}", judged.render(report::Format::Text)?);
+            println!("merged {} shards into {}", shards.len(), merged.path.display());
+            Ok(judged.exit_code())
+        }
         Command::Cache { command: CacheCommand::Ls } => {
             print!("{}", report::cache_table(&kernel::cache::list(&cache)?));
             Ok(0)
@@ -483,33 +501,26 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Report { run, format, markdown } => {
-            let format = if markdown { ReportFormat::Markdown } else { format };
-            let dir = RunDir::open(&run)?;
-            let cells = dir.read_cells()?;
+            let format = if markdown { report::Format::Markdown } else { format };
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
-            let judged = report::RunReport::load(&root, &dir, &cells, &noise)?;
-            let whole = judged.incomplete.is_none();
-            match format {
-                ReportFormat::Junit => print!(
-                    "{}",
-                    report::junit::render(&dir.name(), &cells, &judged.tables, judged.incomplete.as_deref())?
-                ),
-                _ => println!("{}", judged.text(&cells, format == ReportFormat::Markdown)),
-            }
-            // An unfinished run is no verdict, whatever its cells say.
-            if !whole {
-                return Ok(130);
-            }
-            Ok(report::status(&cells).1.map(|c| c.exit_code()).unwrap_or(0))
+            let judged = report::RunReport::load(&root, &RunDir::open(&run)?, &noise)?;
+            println!("{}", judged.render(format)?);
+            Ok(judged.exit_code())
         }
     }
 }
 
-fn dry(root: &Path, matrix: &Path, reps: Option<u32>) -> Result<i32> {
-    let m = Matrix::load(root, matrix)?;
-    let (cells, skipped) = m.expand();
+fn dry(root: &Path, matrix: &Path, reps: Option<u32>, shard: Option<Shard>) -> Result<i32> {
+    let mut m = Matrix::load(root, matrix)?;
+    let (mut cells, skipped) = m.expand();
     let reps = reps.unwrap_or(m.spec.repetitions);
     println!("{}: {} cells x {reps} repetitions = {} boots", matrix.display(), cells.len(), cells.len() as u32 * reps);
+    if let Some(s) = shard {
+        m.spec.repetitions = reps;
+        let share = Matrix::share(m.schedule(&cells, 0), s);
+        println!("shard {s}: {} of those boots", share.len());
+        cells.retain(|c| share.iter().any(|(k, _)| k == c));
+    }
     let builds: Vec<String> = m.builds(&cells).iter().map(|(v, a)| format!("{v} ({a})")).collect();
     println!("kernels to build or find in the cache: {}", builds.join(", "));
     for c in &cells {

@@ -39,6 +39,18 @@ pub struct RunEnv {
     /// The seed of the run order (`bounce matrix --seed` repeats it).
     #[serde(default)]
     pub order_seed: Option<u64>,
+    /// A merged run's shards: where and when each share ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardNote>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShardNote {
+    /// `K/N`.
+    pub shard: String,
+    pub run: String,
+    pub host: HostInfo,
+    pub started_at: String,
 }
 
 impl RunEnv {

@@ -227,12 +227,7 @@ pub async fn build(cache: &Path, plan: Plan) -> Result<Kernel> {
         kernel_version: tree.version.clone(),
         config_base: variant.config.base.describe(),
         fragments: variant.config.fragments.clone(),
-        series: variant.extra.as_ref().map(|s| SeriesMeta {
-            name: s.name.clone(),
-            origin: s.origin.display().to_string(),
-            hash: s.hash(),
-            subjects: s.patches.iter().map(|p| p.subject.clone()).collect(),
-        }),
+        series: variant.extra.as_ref().map(SeriesMeta::of),
         toolchain: compiler.version.clone(),
         swiotlb_dynamic: resolved_map.get("SWIOTLB_DYNAMIC").map(|v| v == "y").unwrap_or(false),
         objects,

@@ -49,6 +49,22 @@ pub struct SeriesMeta {
     pub origin: String,
     pub hash: String,
     pub subjects: Vec<String>,
+    /// KCIDB's patchset hash (sha256 over each patch's sha256); empty in
+    /// entries built before it was kept, and refreshed when one is loaded.
+    #[serde(default)]
+    pub patchset_hash: String,
+}
+
+impl SeriesMeta {
+    pub fn of(s: &super::series::Series) -> SeriesMeta {
+        SeriesMeta {
+            name: s.name.clone(),
+            origin: s.origin.display().to_string(),
+            hash: s.hash(),
+            subjects: s.patches.iter().map(|p| p.subject.clone()).collect(),
+            patchset_hash: s.patchset_hash(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -83,13 +99,16 @@ pub fn entry_dir(cache: &Path, key: &str) -> PathBuf {
 /// The complete entry for `key`, if there is one.
 pub fn load(cache: &Path, key: &str, variant: &Variant, arch: &Arch) -> Option<Kernel> {
     let dir = entry_dir(cache, key);
-    let meta = read_meta(&dir)?;
+    let mut meta = read_meta(&dir)?;
     if !intact(&dir, &meta) {
         crate::ui::line(format!("cache entry {} is damaged; rebuilding", dir.display()));
         return None;
     }
     // What `cache gc` goes by.
     let _ = std::fs::write(dir.join("used"), "");
+    // The key covers the series' content, so this is the same series; its
+    // description is today's (where it was read from, what it records).
+    meta.series = variant.extra.as_ref().map(SeriesMeta::of);
     Some(Kernel { variant: variant.name.clone(), cmdline: variant.cmdline.clone(), arch: arch.clone(), dir, meta })
 }
 

@@ -95,6 +95,17 @@ impl Series {
         h.finalize().to_hex()[..20].to_string()
     }
 
+    /// KCIDB's `patchset_hash`: sha256 over the newline-terminated sha256
+    /// of each patch, in order (`sha256sum *.patch | cut -c-64 | sha256sum`).
+    pub fn patchset_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut all = Sha256::new();
+        for p in &self.patches {
+            all.update(format!("{:x}\n", Sha256::digest(p.text.as_bytes())));
+        }
+        format!("{:x}", all.finalize())
+    }
+
     pub fn describe(&self) -> String {
         let subjects: Vec<String> = self.patches.iter().map(|p| format!("`{}`", p.subject)).collect();
         format!("{} ({} patches: {})", self.origin.display(), self.patches.len(), subjects.join(", "))

@@ -8,11 +8,11 @@ use crate::guest::profile::Profile;
 use crate::kernel::arch::Arch;
 use crate::kernel::series::{Series, SeriesSource};
 use crate::kernel::variant::Variant;
-use crate::results::CellKey;
 pub use crate::results::{Axis, Comparison, ExpectedFailure};
+use crate::results::{CellKey, Shard};
 use crate::workload::Workload;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -378,6 +378,20 @@ impl Matrix {
         }
         out
     }
+
+    /// Shard `s`'s share of a schedule. The unit dealt out is a group of
+    /// boots that differ only in kernel (one repetition of one cell's
+    /// kernels): each fixed-vs-dynamic pair is measured on one machine,
+    /// every boot lands in exactly one shard, and shards differ by at most
+    /// one group. Groups go round-robin in a fixed order (repetition,
+    /// then cell), so every machine computes the same split.
+    pub fn share(schedule: Vec<(CellKey, u32)>, s: Shard) -> Vec<(CellKey, u32)> {
+        let group = |c: &CellKey, rep: u32| (rep, c.with_axis(Axis::Kernel, ""));
+        let groups: BTreeSet<(u32, CellKey)> = schedule.iter().map(|(c, r)| group(c, *r)).collect();
+        let mine: BTreeSet<&(u32, CellKey)> =
+            groups.iter().enumerate().filter(|(i, _)| *i as u32 % s.of == s.index - 1).map(|(_, g)| g).collect();
+        schedule.into_iter().filter(|(c, r)| mine.contains(&group(c, *r))).collect()
+    }
 }
 
 #[cfg(test)]
@@ -441,6 +455,47 @@ mod tests {
         assert_eq!(cells.len(), 2 * 2 + 2);
         assert!(skipped.is_empty());
         assert!(cells.iter().filter(|c| c.swiotlb == "1mib").all(|c| c.workload == "dmabench"));
+    }
+
+    #[test]
+    fn shards_split_the_default_matrix_exactly_keeping_kernel_pairs_together() {
+        let root = crate::paths::project_root();
+        let m = Matrix::load(&root, &root.join("matrix.yaml")).unwrap();
+        let (cells, _) = m.expand();
+        let whole = m.schedule(&cells, 7);
+        for n in 1..=5u32 {
+            let mut seen: BTreeMap<(CellKey, u32), u32> = BTreeMap::new();
+            let mut sizes = Vec::new();
+            for k in 1..=n {
+                // Another machine, another seed: the same share.
+                let share = Matrix::share(m.schedule(&cells, 100 + k as u64), Shard { index: k, of: n });
+                sizes.push(share.len());
+                for b in &share {
+                    *seen.entry(b.clone()).or_default() += 1;
+                    let partner = b.0.with_axis(
+                        Axis::Kernel,
+                        if b.0.kernel == "6.12-fixed" { "6.12-dynamic" } else { "6.12-fixed" },
+                    );
+                    if cells.contains(&partner) {
+                        assert!(
+                            share.contains(&(partner, b.1)),
+                            "{n} shards: {} rep {} without its pair",
+                            b.0.id(),
+                            b.1
+                        );
+                    }
+                }
+            }
+            assert_eq!(seen.len(), whole.len(), "{n} shards");
+            assert!(seen.values().all(|&v| v == 1), "{n} shards: a boot in two shards");
+            assert!(whole.iter().all(|b| seen.contains_key(b)));
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(hi - lo <= 2 * whole.len() / (n as usize * 4) + 2, "{n} shards: unbalanced {sizes:?}");
+        }
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, of: 3 }));
+        for bad in ["0/3", "4/3", "3", "a/b", ""] {
+            assert!(bad.parse::<Shard>().unwrap_err().contains("K/N"), "{bad}");
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::host::accel::{self, Accel, AccelChoice, AccelRequest};
 use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
-use crate::results::{CellKey, CellResult, Metric, PlannedBoot, RepResult, RunPlan, RunState, Sample, Status};
+use crate::results::{
+    CellKey, CellResult, Metric, PlannedBoot, RepResult, RunPlan, RunState, Sample, Shard, ShardOf, Status,
+};
 use crate::workload::{services, GuestOutput, Workload};
 use crate::{report, rootfs, ui};
 use std::collections::BTreeMap;
@@ -30,6 +32,8 @@ pub struct Options {
     /// Finish this run directory instead: only the boots its plan lists
     /// and its cells lack (the other options but `accel` are its own).
     pub resume: Option<PathBuf>,
+    /// Boot only this share of the plan (`bounce results merge` joins them).
+    pub shard: Option<Shard>,
 }
 
 pub struct Outcome {
@@ -205,12 +209,27 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             opts.matrix.display()
         )));
     }
+    let mut schedule = m.schedule(&cells, seed);
+    let whole_plan_boots = schedule.len();
+    if let Some(s) = opts.shard {
+        schedule = Matrix::share(schedule, s);
+        if schedule.is_empty() {
+            return Err(Failure::input(format!(
+                "--shard {s}: this share of {} is empty (it has fewer groups of boots than shards): use fewer shards",
+                opts.matrix.display()
+            )));
+        }
+        // Kernels are built only where a share boots them.
+        cells.retain(|c| schedule.iter().any(|(k, _)| k == c));
+        ui::line(format!("shard {s}: {} of {whole_plan_boots} boots", schedule.len()));
+    }
     let prepared = prepare(root, cache, &m, &cells).await?;
     let accels = choose_accels(opts.accel, cache, &prepared).await?;
 
     let rev = env::harness_rev(root);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let run_name = format!("{}-{}", now.replace(':', "").trim_end_matches('Z'), rev);
+    let shard = opts.shard.map(|s| format!("-shard{}of{}", s.index, s.of)).unwrap_or_default();
+    let run_name = format!("{}-{}{shard}", now.replace(':', "").trim_end_matches('Z'), rev);
     let run = RunDir::create(&opts.results, &run_name)?;
     let mut qemu = BTreeMap::new();
     for a in m.arches.values() {
@@ -232,11 +251,12 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             .collect(),
         compare: m.compare.clone(),
         order_seed: Some(seed),
+        shards: Vec::new(),
     })?;
     ui::line(format!("results: {}", run.path.display()));
-    let schedule: Vec<PlannedBoot> =
-        m.schedule(&cells, seed).into_iter().map(|(cell, rep)| PlannedBoot { cell, rep }).collect();
-    let plan = RunPlan { boots: schedule.clone(), state: RunState::Running };
+    let schedule: Vec<PlannedBoot> = schedule.into_iter().map(|(cell, rep)| PlannedBoot { cell, rep }).collect();
+    let shard = opts.shard.map(|shard| ShardOf { shard, whole_plan_boots });
+    let plan = RunPlan { boots: schedule.clone(), state: RunState::Running, shard };
     boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new()).await
 }
 

@@ -1,8 +1,13 @@
-//! Comparison tables from the one result model: terminal (UTF-8 boxes) and
-//! GitHub Markdown from the same rows; JUnit XML for CI systems (`junit`).
+//! Reports of a run, all from the one result model and the same judged
+//! tables: the terminal's boxes, ASCII for a mailing list (`text`),
+//! Markdown, a self-contained HTML page (`html`), JUnit (`junit`) and
+//! KCIDB (`kcidb`) for CI systems, the raw JSON.
 
+pub mod html;
 pub mod junit;
+pub mod kcidb;
 pub mod summary;
+pub mod text;
 
 use crate::failure::{FailureClass, Result};
 use crate::host::accel::Accel;
@@ -10,7 +15,7 @@ use crate::host::env::RunEnv;
 use crate::kernel::cache::{BuildMeta, Listed};
 use crate::matrix::Matrix;
 use crate::results::store::RunDir;
-use crate::results::{CellResult, Status};
+use crate::results::{CellResult, RunPlan, Status};
 use crate::stats::compare::{GateOutcome, Row, Table};
 use crate::stats::noise::NoiseTable;
 use crate::stats::{self, NoiseSource, Verdict};
@@ -173,10 +178,43 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
     (out, worst)
 }
 
-/// A stored run judged: its provenance and one table per comparison of
-/// its matrix (the gate reads the same tables the report shows).
+/// The forms a report takes: `terminal` for a person at a TTY (the
+/// tables in boxes), the rest for the record and for other programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Terminal,
+    /// Plain ASCII within 80 columns, for a mailing-list reply.
+    Text,
+    /// The same content for a GitHub or GitLab comment.
+    Markdown,
+    /// One self-contained page with SVG charts.
+    Html,
+    Junit,
+    /// KCIDB v5 JSON (checkouts, builds, tests, known issues).
+    Kcidb,
+    /// The raw results: env, plan and cells (results/schema/run.schema.json).
+    Json,
+}
+
+impl Format {
+    /// Every form a run directory keeps, and its file name.
+    pub const FILES: [(Format, &'static str); 5] = [
+        (Format::Text, "report.txt"),
+        (Format::Markdown, "report.md"),
+        (Format::Html, "report.html"),
+        (Format::Junit, "report.junit.xml"),
+        (Format::Kcidb, "report.kcidb.json"),
+    ];
+}
+
+/// A stored run judged: its records, its provenance and one table per
+/// comparison of its matrix (the gate reads the same tables the report
+/// shows).
 pub struct RunReport {
+    pub name: String,
     pub env: RunEnv,
+    pub plan: RunPlan,
+    pub cells: Vec<CellResult>,
     pub header: String,
     /// The summary's provenance, in the mailing list's terms.
     pub head: Vec<String>,
@@ -184,29 +222,78 @@ pub struct RunReport {
     /// Set when the run did not boot everything it planned: the report's
     /// first line, and a non-zero exit.
     pub incomplete: Option<String>,
+    /// The gate's lines, when the run was judged with `--gate`.
+    pub gate: Option<String>,
 }
 
 impl RunReport {
-    pub fn load(root: &Path, run: &RunDir, cells: &[CellResult], noise: &NoiseTable) -> Result<RunReport> {
+    pub fn load(root: &Path, run: &RunDir, noise: &NoiseTable) -> Result<RunReport> {
         let env = run.read_env()?;
+        let cells = run.read_cells()?;
         let compare = if env.compare.is_empty() {
             // A run stored before comparisons were kept with it.
             Matrix::load(root, Path::new(&env.matrix_file))?.compare
         } else {
             env.compare.clone()
         };
-        let tables = stats::compare::in_run(cells, &compare, noise);
-        let incomplete = run.read_plan()?.incomplete(cells);
-        Ok(RunReport { header: header(run, &env), head: summary::head(&run.name(), &env), env, tables, incomplete })
+        let tables = stats::compare::in_run(&cells, &compare, noise);
+        let plan = run.read_plan()?;
+        let incomplete = plan.incomplete(&cells);
+        Ok(RunReport {
+            name: run.name(),
+            header: header(run, &env),
+            head: summary::head(&run.name(), &env),
+            env,
+            plan,
+            cells,
+            tables,
+            incomplete,
+            gate: None,
+        })
     }
 
-    pub fn text(&self, cells: &[CellResult], markdown: bool) -> String {
-        let body = full(cells, &self.tables, &self.head, &self.header, markdown);
-        match (&self.incomplete, markdown) {
-            (None, _) => body,
-            (Some(line), false) => format!("{line}\n\n{body}"),
-            (Some(line), true) => format!("**{line}**\n\n{body}"),
+    /// Judge the gated rows (with `baseline`, a comparison against a stored
+    /// run, added to the tables); the gate's exit code, 0 or 7.
+    pub fn judge_gate(&mut self, baseline: Option<Table>) -> i32 {
+        self.tables.extend(baseline);
+        let (text, code) = gate_summary(&stats::compare::gate(&self.tables));
+        self.gate = Some(text);
+        code
+    }
+
+    /// The exit code a report of this run stands for: 130 for a run that
+    /// did not finish, whatever its cells say; then the worst failure.
+    pub fn exit_code(&self) -> i32 {
+        if self.incomplete.is_some() {
+            return 130;
         }
+        status(&self.cells).1.map(|c| c.exit_code()).unwrap_or(0)
+    }
+
+    pub fn render(&self, format: Format) -> Result<String> {
+        let style = match format {
+            Format::Terminal => Style::Terminal,
+            Format::Text => Style::Text,
+            Format::Markdown => Style::Markdown,
+            Format::Html => return html::render(self),
+            Format::Junit => return junit::render(&self.name, &self.cells, &self.tables, self.incomplete.as_deref()),
+            Format::Kcidb => return kcidb::render(self),
+            Format::Json => return crate::results::store::run_json(&self.env, &self.plan, &self.cells),
+        };
+        let body = full(self, style);
+        Ok(match (&self.incomplete, style) {
+            (None, _) => body,
+            (Some(line), Style::Markdown) => format!("**{line}**\n\n{body}"),
+            (Some(line), _) => format!("{line}\n\n{body}"),
+        })
+    }
+
+    /// Every file form of the report, into the run's directory.
+    pub fn write(&self, run: &RunDir) -> Result<()> {
+        for (format, file) in Format::FILES {
+            run.write_text(file, &self.render(format)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -247,6 +334,9 @@ fn header(run: &RunDir, env: &RunEnv) -> String {
     );
     for (arch, a) in &env.accel {
         h.push_str(&format!("accel {arch}: {} ({})\n", a.accel.qemu_arg(), a.reason));
+    }
+    for s in &env.shards {
+        h.push_str(&format!("shard {}: run {}\n", s.shard, s.run));
     }
     for (name, k) in &env.kernels {
         let series = k
@@ -293,38 +383,46 @@ pub fn cache_table(entries: &[Listed]) -> String {
     format!("{t}\n{} entries\n", entries.len())
 }
 
-/// Every cell's correctness verdict and its bounce evidence: what went
+/// The columns of the cell-by-cell correctness table.
+pub const VERDICT_HEADER: [&str; 6] = ["cell", "boots", "bounced (median)", "pool growth", "kernel log", "verdict"];
+
+/// One cell's correctness verdict and its bounce evidence: what went
 /// through swiotlb, what the kernel log said, and whether the data came
 /// back as it was sent.
+pub fn verdict_row(c: &CellResult) -> Vec<String> {
+    let passed = c.reps.iter().filter(|r| r.status == Status::Pass).count();
+    let median = |m: &str| {
+        c.metrics.iter().find(|(k, _)| k.ends_with(&format!(".{m}"))).and_then(|(_, v)| stats::median(&v.values()))
+    };
+    let bounced = median("bounced_bytes")
+        .map(|b| bytesize::ByteSize(b as u64).to_string())
+        .or_else(|| median("used_hiwater_slabs").map(|h| format!("hiwater {h:.0} slabs")))
+        .unwrap_or_else(|| "-".into());
+    let growth = median("pool_growth_slabs").map(|g| format!("+{g:.0} slabs")).unwrap_or_else(|| "-".into());
+    let findings: Vec<&crate::results::Finding> = c.reps.iter().flat_map(|r| &r.log_findings).collect();
+    let expected = findings.iter().filter(|f| f.expected_because.is_some()).count();
+    let log = match (findings.len() - expected, expected) {
+        (0, 0) => "clean".to_string(),
+        (0, e) => format!("{e} expected lines"),
+        (u, _) => format!("{u} FINDINGS"),
+    };
+    let verdict = match (c.status(), c.failed_as_expected(), c.worst_failure()) {
+        (Status::Pass, _, _) if c.expected_failure.is_some() => "pass (XPASS)".to_string(),
+        (Status::Pass, _, _) => "pass".to_string(),
+        (_, true, Some(f)) => format!("XFAIL [{}]", f.class),
+        (_, _, Some(f)) => format!("FAIL [{}]", f.class),
+        _ => "FAIL".to_string(),
+    };
+    let id = if c.emulated { format!("{} [emulated]", c.key.id()) } else { c.key.id() };
+    vec![id, format!("{passed}/{}", c.reps.len()), bounced, growth, log, verdict]
+}
+
+/// Every cell's verdict as a terminal or Markdown table.
 pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
     let mut t = new_table(markdown);
-    t.set_header(vec!["cell", "boots", "bounced (median)", "pool growth", "kernel log", "verdict"]);
+    t.set_header(VERDICT_HEADER.to_vec());
     for c in cells {
-        let passed = c.reps.iter().filter(|r| r.status == Status::Pass).count();
-        let median = |m: &str| {
-            c.metrics.iter().find(|(k, _)| k.ends_with(&format!(".{m}"))).and_then(|(_, v)| stats::median(&v.values()))
-        };
-        let bounced = median("bounced_bytes")
-            .map(|b| bytesize::ByteSize(b as u64).to_string())
-            .or_else(|| median("used_hiwater_slabs").map(|h| format!("hiwater {h:.0} slabs")))
-            .unwrap_or_else(|| "-".into());
-        let growth = median("pool_growth_slabs").map(|g| format!("+{g:.0} slabs")).unwrap_or_else(|| "-".into());
-        let findings: Vec<&crate::results::Finding> = c.reps.iter().flat_map(|r| &r.log_findings).collect();
-        let expected = findings.iter().filter(|f| f.expected_because.is_some()).count();
-        let log = match (findings.len() - expected, expected) {
-            (0, 0) => "clean".to_string(),
-            (0, e) => format!("{e} expected lines"),
-            (u, _) => format!("{u} FINDINGS"),
-        };
-        let verdict = match (c.status(), c.failed_as_expected(), c.worst_failure()) {
-            (Status::Pass, _, _) if c.expected_failure.is_some() => "pass (XPASS)".to_string(),
-            (Status::Pass, _, _) => "pass".to_string(),
-            (_, true, Some(f)) => format!("XFAIL [{}]", f.class),
-            (_, _, Some(f)) => format!("FAIL [{}]", f.class),
-            _ => "FAIL".to_string(),
-        };
-        let id = if c.emulated { format!("{} [emulated]", c.key.id()) } else { c.key.id() };
-        t.add_row(vec![id, format!("{passed}/{}", c.reps.len()), bounced, growth, log, verdict]);
+        t.add_row(verdict_row(c));
     }
     if markdown {
         format!("### correctness, cell by cell\n\n{t}\n")
@@ -333,34 +431,45 @@ pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Terminal,
+    Text,
+    Markdown,
+}
+
 /// The whole report for a run: the summary screen, then the provenance,
-/// every comparison table and every cell.
-pub fn full(cells: &[CellResult], tables: &[Table], head: &[String], header: &str, markdown: bool) -> String {
-    let first = summary::render(head, cells, tables, None);
-    let mut out = if markdown { format!("```\n{first}```\n\n") } else { format!("{first}\n") };
-    out.push_str(if markdown { "### details\n\n" } else { "details\n\n" });
-    if markdown {
+/// every comparison table and every cell, and the gate last.
+fn full(r: &RunReport, style: Style) -> String {
+    let md = style == Style::Markdown;
+    let first = summary::render(&r.head, &r.cells, &r.tables, r.gate.as_deref());
+    let mut out = if md { format!("```\n{first}```\n\n") } else { format!("{first}\n") };
+    out.push_str(if md { "### details\n\n" } else { "details\n\n" });
+    match style {
         // The run's provenance, verbatim: Markdown would join its lines.
-        out.push_str(&format!("```\n{}```\n", header));
-    } else {
-        out.push_str(header);
+        Style::Markdown => out.push_str(&format!("```\n{}```\n", r.header)),
+        Style::Text => out.push_str(&text::wrap(&r.header, "    ")),
+        Style::Terminal => out.push_str(&r.header),
     }
     out.push('\n');
-    if !tables.is_empty() {
-        out.push_str(METHOD);
-        out.push_str("\n\n");
-    }
-    for t in tables {
-        out.push_str(&render(t, markdown));
+    if !r.tables.is_empty() {
+        out.push_str(&if style == Style::Text { text::wrap(METHOD, "") } else { format!("{METHOD}\n") });
         out.push('\n');
     }
-    out.push_str(&verdicts(cells, markdown));
+    for t in &r.tables {
+        out.push_str(&if style == Style::Text { text::table(t) } else { render(t, md) });
+        out.push('\n');
+    }
+    out.push_str(&if style == Style::Text { text::cells(&r.cells) } else { verdicts(&r.cells, md) });
     out.push('\n');
-    let status = status(cells).0;
-    if markdown {
-        out.push_str(&format!("```\n{status}```\n"));
-    } else {
-        out.push_str(&status);
+    let mut tail = status(&r.cells).0;
+    if let Some(g) = &r.gate {
+        tail.push_str(&format!("\n{g}"));
+    }
+    match style {
+        Style::Markdown => out.push_str(&format!("```\n{tail}```\n")),
+        Style::Text => out.push_str(&text::wrap(&tail, "      ")),
+        Style::Terminal => out.push_str(&tail),
     }
     out
 }

@@ -2,6 +2,7 @@
 //! report reads it. Metrics are flat `workload.metric` names (as lkp-tests
 //! does) so any two runs compare without special cases.
 
+pub mod merge;
 pub mod store;
 
 use crate::failure::{Failure, FailureClass};
@@ -238,6 +239,40 @@ pub struct RunPlan {
     /// Every boot, in run order.
     pub boots: Vec<PlannedBoot>,
     pub state: RunState,
+    /// Set in a shard's run: which share of the whole plan it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardOf>,
+}
+
+/// Share `index` of `of` (both from 1): `--shard 2/3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Shard {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Shard, String> {
+        let parsed = s.split_once('/').and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, of)) if index >= 1 && index <= of => Ok(Shard { index, of }),
+            _ => Err(format!("`{s}`: a shard is K/N with 1 <= K <= N, e.g. 2/3")),
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.of)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShardOf {
+    pub shard: Shard,
+    /// The whole plan's boots, across all shards: what a merge must total.
+    pub whole_plan_boots: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -345,7 +380,7 @@ mod tests {
         let mut c = cell("a", &[]);
         c.reps = vec![super::testing::passed(0), super::testing::passed(2)];
         let boots = (0..3).map(|rep| PlannedBoot { cell: c.key.clone(), rep }).collect();
-        let mut plan = RunPlan { boots, state: RunState::Interrupted };
+        let mut plan = RunPlan { boots, state: RunState::Interrupted, shard: None };
         let cells = [c];
         assert_eq!(plan.missing(&cells), [PlannedBoot { cell: cells[0].key.clone(), rep: 1 }]);
         assert_eq!(

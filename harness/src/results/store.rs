@@ -60,7 +60,7 @@ impl RunDir {
                 .iter()
                 .flat_map(|c| c.reps.iter().map(|r| super::PlannedBoot { cell: c.key.clone(), rep: r.rep }))
                 .collect();
-            return Ok(RunPlan { boots, state: RunState::Complete });
+            return Ok(RunPlan { boots, state: RunState::Complete, shard: None });
         }
         read_json(&path)
     }
@@ -160,5 +160,19 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("cell.schema.json", json(schemars::schema_for!(CellResult))),
         ("env.schema.json", json(schemars::schema_for!(RunEnv))),
         ("plan.schema.json", json(schemars::schema_for!(RunPlan))),
+        ("run.schema.json", json(schemars::schema_for!(RunRecord))),
     ]
+}
+
+/// A whole run in one document (`bounce report RUN --format json`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct RunRecord<'a> {
+    pub env: &'a RunEnv,
+    pub plan: &'a RunPlan,
+    pub cells: &'a [CellResult],
+}
+
+pub fn run_json(env: &RunEnv, plan: &RunPlan, cells: &[CellResult]) -> Result<String> {
+    serde_json::to_string_pretty(&RunRecord { env, plan, cells })
+        .map_err(|e| Failure::infra(format!("cannot write the run as JSON: {e}")))
 }

@@ -3,7 +3,7 @@
 
 use super::noise::NoiseTable;
 use super::{correct, judge, Judgement, Verdict};
-use crate::results::{Axis, CellResult, Comparison, MetricDecl};
+use crate::results::{Axis, CellKey, CellResult, Comparison, MetricDecl};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +19,12 @@ pub struct Row {
     pub unit: String,
     #[serde(flatten)]
     pub j: Judgement,
+    /// The per-boot values judged, base and new: what a chart draws.
+    #[serde(skip)]
+    pub samples: (Vec<f64>, Vec<f64>),
+    /// The new side's cell: what a CI system files the verdict under.
+    #[serde(skip)]
+    pub new_cell: CellKey,
 }
 
 impl Row {
@@ -79,6 +85,7 @@ pub fn pairs_across<'a>(base: &'a [CellResult], new: &'a [CellResult]) -> Vec<Pa
 pub fn judge_pairs(title: String, gate: bool, pairs: &[Pair], noise: &NoiseTable, context: &[Axis]) -> Table {
     struct Pending {
         row: (String, bool, String, String, String, String),
+        new_cell: CellKey,
         decl: MetricDecl,
         base: Vec<f64>,
         new: Vec<f64>,
@@ -101,6 +108,7 @@ pub fn judge_pairs(title: String, gate: bool, pairs: &[Pair], noise: &NoiseTable
                     name.clone(),
                     decl.unit.clone(),
                 ),
+                new_cell: n.key.clone(),
                 base: b.metrics.get(name).map(|m| m.values()).unwrap_or_default(),
                 new: n.metrics.get(name).map(|m| m.values()).unwrap_or_default(),
                 noise: noise.get(b, name),
@@ -130,7 +138,17 @@ pub fn judge_pairs(title: String, gate: bool, pairs: &[Pair], noise: &NoiseTable
         .zip(judged)
         .map(|(p, j)| {
             let (profile, emulated, workload, context, metric, unit) = p.row;
-            Row { profile, emulated, workload, context, metric, unit, j }
+            Row {
+                profile,
+                emulated,
+                workload,
+                context,
+                metric,
+                unit,
+                j,
+                samples: (p.base, p.new),
+                new_cell: p.new_cell,
+            }
         })
         .collect();
     Table { title, gate, rows }

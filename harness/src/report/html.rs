@@ -1,0 +1,260 @@
+//! One self-contained HTML page: the summary, the failures, the gate, the
+//! charts (per-boot distributions of the rows that matter, the pool's size
+//! across each growth boot) and every table. Styles and SVG are inline:
+//! the file is read where it lands, without the network.
+
+use super::{fmt_value, pct, summary, verdict_row, Row, RunReport, METHOD, VERDICT_HEADER};
+use crate::failure::{Failure, Result};
+use crate::results::{CellResult, Status};
+use crate::stats::{self, NoiseSource, Verdict};
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+use serde::Serialize;
+
+const TEMPLATE: &str = include_str!("report.html");
+const BASE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const NEW: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+
+fn chart_error<E: std::fmt::Display>(e: E) -> Failure {
+    Failure::infra(format!("cannot draw a chart: {e}"))
+}
+
+/// A value range with room around it; a flat one gets room too.
+fn span(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(f64::NEG_INFINITY, f64::max);
+    let pad = if hi > lo { (hi - lo) * 0.15 } else { (hi.abs() * 0.05).max(1.0) };
+    (lo - pad, hi + pad)
+}
+
+/// Base and new side by side, one dot per boot, the median as a bar.
+fn distribution(title: &str, unit: &str, base: &[f64], new: &[f64]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (320, 220)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let (lo, hi) = span(base.iter().chain(new).copied());
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 13))
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(70)
+            .build_cartesian_2d((0u32..1u32).into_segmented(), lo..hi)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(unit)
+            .y_label_formatter(&|v| fmt_value(*v))
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(0) => "base".into(),
+                SegmentValue::CenterOf(1) => "new".into(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(chart_error)?;
+        for (i, (values, color)) in [(base, BASE), (new, NEW)].into_iter().enumerate() {
+            let i = i as u32;
+            chart
+                .draw_series(values.iter().map(|v| Circle::new((SegmentValue::CenterOf(i), *v), 4, color.filled())))
+                .map_err(chart_error)?;
+            if let Some(m) = stats::median(values) {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(SegmentValue::Exact(i), m), (SegmentValue::Exact(i + 1), m)],
+                        color.stroke_width(2),
+                    )))
+                    .map_err(chart_error)?;
+            }
+        }
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// The pool's size (slabs) at boot and after the workload, a line per boot.
+fn growth(c: &CellResult) -> Result<Option<String>> {
+    let series = |name: &str| c.metrics.iter().find(|(k, _)| k.ends_with(name)).map(|(_, m)| m.samples.clone());
+    let (Some(boot), Some(end)) = (series(".tlb_nslabs.boot"), series(".tlb_nslabs.end")) else {
+        return Ok(None);
+    };
+    let lines: Vec<(f64, f64)> =
+        boot.iter().filter_map(|b| end.iter().find(|e| e.rep == b.rep).map(|e| (b.value, e.value))).collect();
+    if lines.iter().all(|(b, e)| b == e) {
+        return Ok(None);
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (320, 220)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let (_, hi) = span(lines.iter().flat_map(|(b, e)| [*b, *e]));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(c.key.id(), ("sans-serif", 11))
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(70)
+            .build_cartesian_2d((0u32..1u32).into_segmented(), 0f64..hi)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc("slabs")
+            .y_label_formatter(&|v| fmt_value(*v))
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(0) => "at boot".into(),
+                SegmentValue::CenterOf(1) => "after workload".into(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(chart_error)?;
+        for (b, e) in &lines {
+            let pts = vec![(SegmentValue::CenterOf(0), *b), (SegmentValue::CenterOf(1), *e)];
+            chart.draw_series(LineSeries::new(pts.clone(), NEW.stroke_width(2))).map_err(chart_error)?;
+            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, NEW.filled()))).map_err(chart_error)?;
+        }
+        root.present().map_err(chart_error)?;
+    }
+    Ok(Some(svg))
+}
+
+#[derive(Serialize)]
+struct HtmlRow {
+    profile: String,
+    workload: String,
+    context: String,
+    metric: String,
+    unit: String,
+    base: String,
+    new: String,
+    delta: String,
+    ci: String,
+    q: String,
+    thr: String,
+    mde: String,
+    verdict: String,
+}
+
+#[derive(Serialize)]
+struct HtmlTable {
+    title: String,
+    gate: bool,
+    charts: Vec<String>,
+    rows: Vec<HtmlRow>,
+}
+
+fn html_row(r: &Row, gate: bool) -> HtmlRow {
+    let side = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
+    HtmlRow {
+        profile: if r.emulated { format!("{} [emulated]", r.profile) } else { r.profile.clone() },
+        workload: r.workload.clone(),
+        context: r.context.clone(),
+        metric: format!("{}{}", r.short_metric(), if r.j.gated { "*" } else { "" }),
+        unit: r.unit.clone(),
+        base: side(r.j.base),
+        new: side(r.j.new),
+        delta: pct(r.j.delta_pct),
+        ci: r.j.ci_pct.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into()),
+        q: r.j.q.map(|p| format!("{p:.3}")).unwrap_or("-".into()),
+        thr: match r.j.noise_source {
+            NoiseSource::Deterministic => "exact".into(),
+            NoiseSource::Calibrated => format!("{:.1}%", r.j.threshold_pct),
+            NoiseSource::Observed => format!("~{:.1}%", r.j.threshold_pct),
+        },
+        mde: match (r.j.noise_source, r.j.mde_pct) {
+            (NoiseSource::Deterministic, _) => "exact".into(),
+            (_, Some(m)) => format!("{m:.1}%"),
+            (_, None) => "n/a".into(),
+        },
+        verdict: if gate && r.j.gated && r.j.verdict == Verdict::Worse {
+            "REGRESSED".into()
+        } else {
+            r.j.verdict.label().into()
+        },
+    }
+}
+
+/// Rows worth a chart: the gated ones, and any that decided a change, when
+/// both sides have boots to show.
+fn charted(r: &Row) -> bool {
+    let decided = matches!(r.j.verdict, Verdict::Better | Verdict::Worse | Verdict::Changed);
+    (r.j.gated || decided) && !r.samples.0.is_empty() && !r.samples.1.is_empty()
+}
+
+pub fn render(r: &RunReport) -> Result<String> {
+    let mut tables = Vec::new();
+    for t in &r.tables {
+        let mut charts = Vec::new();
+        for row in t.rows.iter().filter(|row| charted(row)) {
+            let title = format!("{} {} [{}]", row.profile, row.metric, row.context);
+            charts.push(distribution(&title, &row.unit, &row.samples.0, &row.samples.1)?);
+        }
+        tables.push(HtmlTable {
+            title: t.title.clone(),
+            gate: t.gate,
+            charts,
+            rows: t.rows.iter().map(|row| html_row(row, t.gate)).collect(),
+        });
+    }
+    let mut grown = Vec::new();
+    for c in r.cells.iter().filter(|c| c.swiotlb_dynamic) {
+        grown.extend(growth(c)?);
+    }
+    let failures: Vec<String> = r
+        .cells
+        .iter()
+        .filter(|c| c.status() == Status::Fail && !c.failed_as_expected())
+        .map(|c| {
+            let why = c.worst_failure().map(|f| format!("[{}] {}", f.class, f.message)).unwrap_or("no boot ran".into());
+            format!("{}: {why}", c.key.id())
+        })
+        .collect();
+    #[derive(Serialize)]
+    struct Page<'a> {
+        run: &'a str,
+        incomplete: Option<&'a str>,
+        summary: String,
+        failures: Vec<String>,
+        gate: Option<&'a str>,
+        growth: Vec<String>,
+        tables: Vec<HtmlTable>,
+        cell_header: [&'a str; 6],
+        cells: Vec<Vec<String>>,
+        header: &'a str,
+        method: &'a str,
+    }
+    let page = Page {
+        run: &r.name,
+        incomplete: r.incomplete.as_deref(),
+        summary: summary::render(&r.head, &r.cells, &r.tables, r.gate.as_deref()),
+        failures,
+        gate: r.gate.as_deref(),
+        growth: grown,
+        tables,
+        cell_header: VERDICT_HEADER,
+        cells: r.cells.iter().map(verdict_row).collect(),
+        header: &r.header,
+        method: METHOD,
+    };
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", TEMPLATE).map_err(|e| Failure::infra(format!("HTML template: {e}")))?;
+    let page = env
+        .get_template("report.html")
+        .and_then(|t| t.render(minijinja::value::Serde(&page)))
+        .map_err(|e| Failure::infra(format!("cannot render the HTML report: {e}")))?;
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_distribution_chart_is_an_svg_with_both_sides_and_labels() {
+        let svg = distribution("sev-emulated dmabench.map_us [default]", "us", &[1.9, 2.0, 2.1], &[2.9, 3.0]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 5, "{svg}");
+        for label in ["base", "new", "dmabench.map_us"] {
+            assert!(svg.contains(label), "{label}: {svg}");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! KCIDB v5 (schema 5.3): what KernelCI's common database takes in. One
+//! checkout per kernel source and patch series, one build per kernel
+//! of the run, and tests: one per cell (did it work), one per cell and
+//! metric (`DONE`, the median with its unit), one per gated row of a
+//! gated comparison (did it regress). An expected failure is a known
+//! issue: the cell's test still says `FAIL`, and an incident ties it to
+//! the issue, as a triager would.
+
+use super::RunReport;
+use crate::failure::{Failure, FailureClass, Result};
+use crate::results::{CellResult, Status};
+use crate::stats::{self, Verdict};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+const ORIGIN: &str = "bounce";
+
+/// A KCIDB path segment: letters, digits, `_` and `-` only.
+fn segment(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+fn status(c: &CellResult) -> &'static str {
+    match (c.status(), c.worst_failure().map(|f| f.class)) {
+        (Status::Pass, _) => "PASS",
+        (_, Some(FailureClass::Infrastructure)) | (_, None) => "MISS",
+        (_, Some(FailureClass::Input)) => "ERROR",
+        _ => "FAIL",
+    }
+}
+
+pub fn render(r: &RunReport) -> Result<String> {
+    let id = |kind: &str, rest: &str| format!("{ORIGIN}:{}/{kind}/{rest}", r.name);
+    let started = r.env.started_at.clone();
+    let mut checkouts: BTreeMap<String, Value> = BTreeMap::new();
+    let mut builds = Vec::new();
+    // `VARIANT (ARCH)` of env.kernels -> build id, for the cells.
+    let mut build_of: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (name, k) in &r.env.kernels {
+        let patchset = k.series.as_ref().map(|s| s.patchset_hash.clone()).unwrap_or_default();
+        let checkout =
+            id("checkout", &format!("{}+{}", k.source, if patchset.is_empty() { "base" } else { &patchset }));
+        checkouts.entry(checkout.clone()).or_insert_with(|| {
+            let mut c = json!({
+                "id": checkout,
+                "origin": ORIGIN,
+                "tree_name": k.source,
+                "patchset_hash": patchset,
+                "start_time": started,
+                "valid": true,
+                "comment": format!("Linux {}{}", k.kernel_version,
+                    k.series.as_ref().map(|s| format!(" + {} ({} patches)", s.name, s.subjects.len())).unwrap_or_default()),
+            });
+            if let Some(s) = &k.series {
+                c["misc"] = json!({"series": s.name, "subjects": s.subjects, "series_origin": s.origin});
+            }
+            c
+        });
+        let build = id("build", &segment(name));
+        build_of.insert((k.variant.clone(), k.arch.clone()), build.clone());
+        builds.push(json!({
+            "id": build,
+            "origin": ORIGIN,
+            "checkout_id": checkout,
+            "architecture": k.arch,
+            "config_name": k.variant,
+            "compiler": k.toolchain,
+            "command": k.reproducer,
+            "duration": k.duration_s,
+            "start_time": k.built_at,
+            "status": "PASS",
+            "comment": format!("{} {}", k.kernel_version,
+                if k.swiotlb_dynamic { "SWIOTLB_DYNAMIC=y" } else { "SWIOTLB_DYNAMIC=n" }),
+            "misc": {"cache_key": k.key, "swiotlb_dynamic": k.swiotlb_dynamic, "config": k.config_base,
+                     "fragments": k.fragments},
+        }));
+    }
+    let accel: Vec<String> = r.env.accel.iter().map(|(a, c)| format!("{a} {}", c.accel.qemu_arg())).collect();
+    let host = format!("{}, {} cores; accel {}", r.env.host.cpu_model, r.env.host.cores, accel.join(", "));
+    let mut tests = Vec::new();
+    let mut issues = Vec::new();
+    let mut incidents = Vec::new();
+    for c in &r.cells {
+        let arch = r.env.kernels.values().find(|k| k.key == c.kernel_build).map(|k| k.arch.clone());
+        let Some(build) = arch.and_then(|a| build_of.get(&(c.key.kernel.clone(), a))) else {
+            return Err(Failure::input(format!(
+                "{}: cell {} ran kernel {}, which env.json does not list",
+                r.name,
+                c.key.id(),
+                c.kernel_build
+            )));
+        };
+        let environment = json!({
+            "comment": format!("profile {}{}, swiotlb {} ({}); {host}", c.key.profile,
+                if c.emulated { " [emulated]" } else { "" }, c.key.swiotlb, c.swiotlb_cmdline),
+            "misc": {"profile": c.key.profile, "emulated": c.emulated, "swiotlb": c.key.swiotlb,
+                     "swiotlb_cmdline": c.swiotlb_cmdline},
+        });
+        let cell_path = format!("swiotlb.{}.{}", segment(&c.key.workload), segment(&c.key.swiotlb));
+        let test_id = id("test", &c.key.id());
+        let passed = c.reps.iter().filter(|r| r.status == Status::Pass).count();
+        let mut t = json!({
+            "id": test_id,
+            "origin": ORIGIN,
+            "build_id": build,
+            "path": cell_path,
+            "status": status(c),
+            "start_time": started,
+            "duration": c.reps.iter().map(|r| r.total_s.max(0.0)).sum::<f64>(),
+            "environment": environment,
+            "comment": format!("{}: {passed}/{} boots passed", c.key.id(), c.reps.len()),
+            "misc": {"cell": c.key.id(), "boots": c.reps.len(), "passed": passed},
+        });
+        if let Some(f) = c.worst_failure() {
+            t["log_excerpt"] = Value::String(format!("[{}] {}", f.class, f.message));
+        }
+        tests.push(t);
+        if let (Some(e), true) = (&c.expected_failure, c.status() == Status::Fail) {
+            let issue = format!("{ORIGIN}:expected/{}", segment(&c.key.id()));
+            issues.push(json!({"id": issue, "version": 1, "origin": ORIGIN,
+                "comment": format!("expected to fail [{}]: {}", e.class, e.why),
+                "culprit": {"code": true, "tool": false, "harness": false}}));
+            incidents.push(json!({"id": id("incident", &c.key.id()), "origin": ORIGIN, "issue_id": issue,
+                "issue_version": 1, "test_id": test_id, "present": c.failed_as_expected()}));
+        }
+        for (name, m) in &c.metrics {
+            let Some(median) = stats::median(&m.values()) else { continue };
+            tests.push(json!({
+                "id": id("test", &format!("{}/{name}", c.key.id())),
+                "origin": ORIGIN,
+                "build_id": build,
+                "path": format!("{cell_path}.{}", name.split('.').map(segment).collect::<Vec<_>>().join(".")),
+                "status": "DONE",
+                "start_time": started,
+                "environment": environment,
+                "number": {"value": median, "unit": m.decl.unit},
+                "comment": format!("median of {} boots", m.samples.len()),
+                "misc": {"samples": m.values(), "better": m.decl.better, "gated": m.decl.gate},
+            }));
+        }
+    }
+    // The gate's rows: a regression is the tested code's fault.
+    for t in r.tables.iter().filter(|t| t.gate) {
+        for row in t.rows.iter().filter(|row| row.j.gated) {
+            // Filed under the new side's cell: its build is the one under test.
+            let cell_test = id("test", &row.new_cell.id());
+            let Some(build) = tests.iter().find(|x| x["id"].as_str() == Some(cell_test.as_str())) else {
+                continue;
+            };
+            let status = match row.j.verdict {
+                Verdict::Worse => "FAIL",
+                Verdict::Missing | Verdict::TooFew => "MISS",
+                // Measured, but these boots cannot say either way.
+                Verdict::Inconclusive => "DONE",
+                _ => "PASS",
+            };
+            let mut g = json!({
+                "id": id("gate", &format!("{}/{}/{}", segment(&t.title), row.context, row.metric)),
+                "origin": ORIGIN,
+                "build_id": build["build_id"],
+                "path": format!("swiotlb.gate.{}", row.metric.split('.').map(segment).collect::<Vec<_>>().join(".")),
+                "status": status,
+                "start_time": started,
+                "comment": format!("{}: {} [{}] {}", t.title, row.profile, row.context, row.j.verdict),
+                "misc": {"comparison": t.title, "profile": row.profile, "context": row.context,
+                         "verdict": row.j.verdict.label(), "q": row.j.q, "ci_pct": row.j.ci_pct,
+                         "threshold_pct": row.j.threshold_pct, "mde_pct": row.j.mde_pct,
+                         "base_median": row.j.base.map(|b| b.0), "new_median": row.j.new.map(|n| n.0)},
+            });
+            if let Some(d) = row.j.delta_pct {
+                g["number"] = json!({"value": d, "unit": "%"});
+            }
+            if row.j.verdict == Verdict::Worse {
+                g["log_excerpt"] = Value::String(super::regression(row));
+            }
+            tests.push(g);
+        }
+    }
+    let mut doc = Map::new();
+    doc.insert("version".into(), json!({"major": 5, "minor": 3}));
+    doc.insert("checkouts".into(), Value::Array(checkouts.into_values().collect()));
+    doc.insert("builds".into(), Value::Array(builds));
+    doc.insert("tests".into(), Value::Array(tests));
+    if !issues.is_empty() {
+        doc.insert("issues".into(), Value::Array(issues));
+        doc.insert("incidents".into(), Value::Array(incidents));
+    }
+    serde_json::to_string_pretty(&Value::Object(doc)).map_err(|e| Failure::infra(format!("cannot write KCIDB: {e}")))
+}
