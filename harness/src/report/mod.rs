@@ -284,7 +284,8 @@ impl RunReport {
         Ok(match (&self.incomplete, style) {
             (None, _) => body,
             (Some(line), Style::Markdown) => format!("**{line}**\n\n{body}"),
-            (Some(line), _) => format!("{line}\n\n{body}"),
+            (Some(line), Style::Text) => format!("{}\n{body}", text::wrap(line, "  ")),
+            (Some(line), Style::Terminal) => format!("{line}\n\n{body}"),
         })
     }
 

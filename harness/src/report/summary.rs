@@ -49,59 +49,132 @@ pub fn head(run: &str, env: &RunEnv) -> Vec<String> {
     out
 }
 
-fn ci(r: &Row) -> String {
-    match r.j.ci_pct {
-        Some((lo, hi)) => format!("[{lo:+.1}, {hi:+.1}]"),
-        None => String::new(),
+/// A verdict in one character, after the delta in a grid cell.
+fn mark(v: Verdict, gate: bool) -> char {
+    match v {
+        Verdict::Same => '=',
+        Verdict::NoChange => '~',
+        Verdict::Inconclusive => '?',
+        Verdict::Better => '+',
+        Verdict::Worse if gate => '!',
+        Verdict::Worse => '-',
+        Verdict::Changed => 'c',
+        Verdict::TooFew => '<',
+        Verdict::Missing => 'x',
     }
 }
 
-/// One gated or decided row: name, delta, interval, verdict; the verdict
-/// goes to a line of its own when the row would pass 80 columns.
-fn line(r: &Row) -> String {
-    // The shared axes by value only: `[default]`, `[6.12-fixed 1mib]`.
-    let context: Vec<&str> = r.context.split_whitespace().map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v)).collect();
-    let mut name = if context.is_empty() { r.metric.clone() } else { format!("{} [{}]", r.metric, context.join(" ")) };
-    if name.len() > 40 {
-        name.truncate(39);
-        name.push('~');
+pub const LEGEND: &str = "= same ~ no change ? inconclusive + better - worse ! REGRESSED x failed < n<2";
+
+const NAME: usize = 44;
+const COL: usize = 9;
+
+/// A comparison's gated rows as a grid: a line per metric and setting, a
+/// column per profile (at most four to a grid, to stay within 80
+/// columns), each cell the delta and its verdict's mark. Rows decided
+/// either way follow with their interval.
+fn grid(t: &Table) -> String {
+    let rows: Vec<&Row> = t.rows.iter().filter(|r| r.j.gated).collect();
+    if rows.is_empty() {
+        return "  (no gated metrics)\n".to_string();
     }
-    let verdict = match r.j.verdict {
-        Verdict::Inconclusive => {
-            format!("inconclusive (MDE {})", r.j.mde_pct.map(|m| format!("{m:.0}%")).unwrap_or("n/a".into()))
+    let mut profiles: Vec<(&str, bool)> = Vec::new();
+    for r in &rows {
+        if !profiles.iter().any(|(p, _)| *p == r.profile) {
+            profiles.push((&r.profile, r.emulated));
         }
-        Verdict::Worse if r.j.gated => "WORSE".to_string(),
-        v => v.to_string(),
+    }
+    let name = |r: &Row| {
+        // The shared axes by value only: `[default]`, `[6.12-fixed 1mib]`.
+        let context: Vec<&str> =
+            r.context.split_whitespace().map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v)).collect();
+        let mut n = if context.is_empty() { r.metric.clone() } else { format!("{} [{}]", r.metric, context.join(" ")) };
+        if n.len() > NAME - 2 {
+            n.truncate(NAME - 3);
+            n.push('~');
+        }
+        n
     };
-    // 71 columns before the verdict: the short ones fit on the line.
-    let head = format!("    {name:<40} {:>8} {:<17}", pct(r.j.delta_pct), ci(r));
-    if head.len() + 1 + verdict.len() <= WIDTH {
-        format!("{head} {verdict}")
-    } else {
-        format!("{}\n{:>w$}", head.trim_end(), verdict, w = WIDTH)
+    let mut lines: Vec<String> = Vec::new();
+    for r in &rows {
+        let n = name(r);
+        if !lines.contains(&n) {
+            lines.push(n);
+        }
     }
-}
-
-/// Words wrapped to 80 columns under an indent.
-fn wrap(indent: &str, words: &[String]) -> String {
     let mut out = String::new();
-    let mut cur = indent.to_string();
-    for w in words {
-        if cur.len() > indent.len() && cur.len() + 1 + w.len() > WIDTH {
-            out.push_str(cur.trim_end());
+    for chunk in profiles.chunks(4) {
+        // A long profile name goes over two header lines, split at its
+        // first `-`: `sev` above `emulated*`.
+        let labels: Vec<(String, String)> = chunk
+            .iter()
+            .map(|(p, emulated)| {
+                let star = if *emulated { "*" } else { "" };
+                let fit = |s: &str| if s.len() > COL - 1 { format!("{}~", &s[..COL - 2]) } else { s.to_string() };
+                match p.split_once('-') {
+                    Some((a, b)) if p.len() + star.len() > COL - 1 => (fit(&format!("{a}{star}")), fit(b)),
+                    _ => (String::new(), fit(&format!("{p}{star}"))),
+                }
+            })
+            .collect();
+        if labels.iter().any(|(top, _)| !top.is_empty()) {
+            let mut top = format!("  {:<w$}", "", w = NAME - 2);
+            for (t, _) in &labels {
+                top.push_str(&format!("{t:>COL$}"));
+            }
+            out.push_str(top.trim_end());
             out.push('\n');
-            cur = indent.to_string();
         }
-        if cur.len() > indent.len() {
-            cur.push(' ');
+        let mut head = format!("  {:<w$}", "gated metric [setting]", w = NAME - 2);
+        for (_, label) in &labels {
+            head.push_str(&format!("{label:>COL$}"));
         }
-        cur.push_str(w);
+        out.push_str(head.trim_end());
+        out.push('\n');
+        for line in &lines {
+            let mut l = format!("  {line:<w$}", w = NAME - 2);
+            let mut any = false;
+            for (p, _) in chunk {
+                let cell = rows.iter().find(|r| r.profile == *p && name(r) == *line);
+                let text = match cell {
+                    Some(r) => {
+                        any = true;
+                        let d = r.j.delta_pct.map(|d| format!("{d:+.1}")).unwrap_or("-".into());
+                        format!("{d} {}", mark(r.j.verdict, t.gate))
+                    }
+                    None => ".".to_string(),
+                };
+                l.push_str(&format!("{text:>COL$}"));
+            }
+            if any {
+                out.push_str(l.trim_end());
+                out.push('\n');
+            }
+        }
     }
-    if cur.len() > indent.len() {
-        out.push_str(&cur);
+    // A deterministic row's grid cell says it all; a measured one that
+    // decided also gets its interval.
+    let measured = |r: &&&Row| r.j.noise_source != crate::stats::NoiseSource::Deterministic;
+    for r in rows.iter().filter(measured).filter(|r| matches!(r.j.verdict, Verdict::Better | Verdict::Worse)) {
+        let ci = r.j.ci_pct.map(|(lo, hi)| format!(" [{lo:+.1}, {hi:+.1}]")).unwrap_or_default();
+        let v = if t.gate && r.j.verdict == Verdict::Worse { "REGRESSED".to_string() } else { r.j.verdict.to_string() };
+        out.push_str(&cut(format!("    {v} {} {} {}{ci}", r.profile, name(r), pct(r.j.delta_pct))));
         out.push('\n');
     }
     out
+}
+
+/// Items wrapped to 80 columns under an indent, never inside an item.
+fn wrap(indent: &str, items: &[String]) -> String {
+    const KEEP: char = '\u{a0}';
+    let opts = textwrap::Options::new(WIDTH)
+        .initial_indent(indent)
+        .subsequent_indent(indent)
+        .word_separator(textwrap::WordSeparator::AsciiSpace)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation)
+        .break_words(false);
+    let joined: Vec<String> = items.iter().map(|i| i.replace(' ', &KEEP.to_string())).collect();
+    format!("{}\n", textwrap::fill(&joined.join(" "), &opts).replace(KEEP, " "))
 }
 
 /// Per kernel and profile, the largest median pool growth (slabs) over
@@ -152,48 +225,14 @@ pub fn render(header: &[String], cells: &[CellResult], tables: &[Table], gate: O
         out.push('\n');
     }
     let grew = growth(cells);
+    if !tables.is_empty() {
+        out.push_str(&format!("\ngated metrics, delta (%) by profile (* emulated) and verdict:\n  {LEGEND}\n"));
+    }
     for t in tables {
         out.push('\n');
-        out.push_str(&t.title);
+        out.push_str(&cut(format!("{}{}", t.title, if t.gate { " [gated]" } else { "" })));
         out.push('\n');
-        let mut profiles: Vec<(&str, bool)> = Vec::new();
-        for r in &t.rows {
-            if !profiles.iter().any(|(p, _)| *p == r.profile) {
-                profiles.push((&r.profile, r.emulated));
-            }
-        }
-        for (p, emulated) in profiles {
-            let rows: Vec<&Row> = t.rows.iter().filter(|r| r.profile == p).collect();
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for r in &rows {
-                *counts.entry(r.j.verdict.label()).or_default() += 1;
-            }
-            let mut words = vec![format!("{p}{}: {} metrics:", if emulated { " [emulated]" } else { "" }, rows.len())];
-            let n = counts.len();
-            words.extend(
-                counts.iter().enumerate().map(|(i, (v, c))| format!("{c} {v}{}", if i + 1 < n { "," } else { "" })),
-            );
-            out.push_str(&wrap("  ", &words));
-            // Every gated row that was judged (the headline), then the
-            // informational rows that decided a change; rows missing a
-            // side (a cell that failed) are in the tally only.
-            let judged = |r: &&&Row| !matches!(r.j.verdict, Verdict::Missing | Verdict::TooFew);
-            for r in rows.iter().filter(|r| r.j.gated).filter(judged) {
-                out.push_str(&line(r));
-                out.push('\n');
-            }
-            let moved: Vec<&&Row> = rows
-                .iter()
-                .filter(|r| !r.j.gated && matches!(r.j.verdict, Verdict::Better | Verdict::Worse | Verdict::Changed))
-                .collect();
-            for r in moved.iter().take(4) {
-                out.push_str(&line(r));
-                out.push('\n');
-            }
-            if moved.len() > 4 {
-                out.push_str(&format!("    ... {} more decided informational rows below\n", moved.len() - 4));
-            }
-        }
+        out.push_str(&grid(t));
     }
     if !grew.is_empty() {
         out.push_str("\npool growth (median slabs added in a boot, by workload/swiotlb setting):\n");
@@ -245,10 +284,14 @@ mod tests {
         assert!(text.lines().all(|l| l.len() <= WIDTH && l.is_ascii()), "{text}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "correctness: 2 cells, 12 boots: 2 passed, 0 FAILED, 0 failed as expected");
-        assert!(lines.iter().any(|l| l.starts_with("  sev-emulated [emulated]: 2 metrics: 2 worse")), "{text}");
-        let headline = lines.iter().find(|l| l.contains("dmabench.map_us")).unwrap();
-        assert!(headline.contains("%") && headline.ends_with("WORSE"), "{headline}");
-        assert!(headline.contains("dmabench.map_us [default]"), "{headline}");
-        assert!(lines.iter().any(|l| l.contains("a_very_long") && l.ends_with("worse")), "{text}");
+        // The grid: the gated row with its delta and mark under the profile.
+        let i = lines.iter().position(|l| l.starts_with("  gated metric [setting]")).expect(&text);
+        assert!(lines[i - 1].trim() == "sev*" && lines[i].ends_with("emulated"), "{text}");
+        assert!(lines[i + 1].starts_with("  dmabench.map_us [default]") && lines[i + 1].ends_with("+51.3 !"), "{text}");
+        // Decided and measured: its interval follows the grid.
+        let decided = "    REGRESSED sev-emulated dmabench.map_us [default] +51.3% [+46.2, +56.4]";
+        assert!(lines.contains(&decided), "{text}");
+        // Informational rows are in the tally only.
+        assert!(!text.contains("a_very_long"), "{text}");
     }
 }

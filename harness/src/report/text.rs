@@ -10,7 +10,10 @@ pub const WIDTH: usize = 80;
 
 /// Prose wrapped to 80 columns; continuation lines indented by `indent`.
 pub fn wrap(text: &str, indent: &str) -> String {
-    let opts = textwrap::Options::new(WIDTH).subsequent_indent(indent).break_words(true);
+    let opts = textwrap::Options::new(WIDTH)
+        .subsequent_indent(indent)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation)
+        .break_words(true);
     let mut out = String::new();
     for line in text.lines() {
         out.push_str(&textwrap::fill(line, &opts));

@@ -70,12 +70,14 @@ pub fn merge(shards: &[RunDir], into: &Path) -> Result<RunDir> {
     for (dir, e, plan, shard_cells) in &parts {
         for (name, k) in &e.kernels {
             match env.kernels.get(name) {
-                Some(have) if have.key != k.key => return Err(bad(format!(
+                Some(have) if have.key != k.key => {
+                    return Err(bad(format!(
                     "{}: kernel {name} has key {} here and {} in another shard: its source, config or series differ",
                     dir.path.display(),
                     k.key,
                     have.key
-                ))),
+                )))
+                }
                 _ => {
                     env.kernels.insert(name.clone(), k.clone());
                 }
