@@ -7,7 +7,8 @@ use super::{fmt_value, pct, summary, verdict_row, Row, RunReport, METHOD, VERDIC
 use crate::failure::{Failure, Result};
 use crate::results::{CellResult, Status};
 use crate::stats::{self, NoiseSource, Verdict};
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordu32};
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -27,19 +28,27 @@ fn span(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Base and new side by side, one dot per boot, the median as a bar.
-fn distribution(title: &str, unit: &str, base: &[f64], new: &[f64]) -> Result<String> {
+type TwoColumns<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordu32>, RangedCoordf64>>;
+
+/// One small SVG chart of two labelled columns over a value axis: `draw`
+/// puts the points in, by column 0 or 1.
+fn two_columns(
+    caption: &str,
+    labels: [&str; 2],
+    unit: &str,
+    y: std::ops::Range<f64>,
+    draw: impl FnOnce(&mut TwoColumns) -> std::result::Result<(), String>,
+) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (320, 220)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
-        let (lo, hi) = span(base.iter().chain(new).copied());
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 13))
+            .caption(caption, ("sans-serif", 12))
             .margin(6)
             .x_label_area_size(22)
             .y_label_area_size(70)
-            .build_cartesian_2d((0u32..1u32).into_segmented(), lo..hi)
+            .build_cartesian_2d((0u32..1u32).into_segmented(), y)
             .map_err(chart_error)?;
         chart
             .configure_mesh()
@@ -47,29 +56,32 @@ fn distribution(title: &str, unit: &str, base: &[f64], new: &[f64]) -> Result<St
             .y_desc(unit)
             .y_label_formatter(&|v| fmt_value(*v))
             .x_label_formatter(&|x| match x {
-                SegmentValue::CenterOf(0) => "base".into(),
-                SegmentValue::CenterOf(1) => "new".into(),
+                SegmentValue::CenterOf(i) if *i < 2 => labels[*i as usize].to_string(),
                 _ => String::new(),
             })
             .draw()
             .map_err(chart_error)?;
-        for (i, (values, color)) in [(base, BASE), (new, NEW)].into_iter().enumerate() {
-            let i = i as u32;
-            chart
-                .draw_series(values.iter().map(|v| Circle::new((SegmentValue::CenterOf(i), *v), 4, color.filled())))
-                .map_err(chart_error)?;
-            if let Some(m) = stats::median(values) {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(SegmentValue::Exact(i), m), (SegmentValue::Exact(i + 1), m)],
-                        color.stroke_width(2),
-                    )))
-                    .map_err(chart_error)?;
-            }
-        }
+        draw(&mut chart).map_err(chart_error)?;
         root.present().map_err(chart_error)?;
     }
     Ok(svg)
+}
+
+/// Base and new side by side, one dot per boot, the median as a bar.
+fn distribution(title: &str, unit: &str, base: &[f64], new: &[f64]) -> Result<String> {
+    let (lo, hi) = span(base.iter().chain(new).copied());
+    two_columns(title, ["base", "new"], unit, lo..hi, |chart| {
+        for (i, (values, color)) in [(base, BASE), (new, NEW)].into_iter().enumerate() {
+            let i = i as u32;
+            let dots = values.iter().map(|v| Circle::new((SegmentValue::CenterOf(i), *v), 4, color.filled()));
+            chart.draw_series(dots).map_err(|e| e.to_string())?;
+            if let Some(m) = stats::median(values) {
+                let bar = vec![(SegmentValue::Exact(i), m), (SegmentValue::Exact(i + 1), m)];
+                chart.draw_series([PathElement::new(bar, color.stroke_width(2))]).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The pool's size (slabs) at boot and after the workload, a line per boot.
@@ -83,37 +95,15 @@ fn growth(c: &CellResult) -> Result<Option<String>> {
     if lines.iter().all(|(b, e)| b == e) {
         return Ok(None);
     }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (320, 220)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let (_, hi) = span(lines.iter().flat_map(|(b, e)| [*b, *e]));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(c.key.id(), ("sans-serif", 11))
-            .margin(6)
-            .x_label_area_size(22)
-            .y_label_area_size(70)
-            .build_cartesian_2d((0u32..1u32).into_segmented(), 0f64..hi)
-            .map_err(chart_error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .y_desc("slabs")
-            .y_label_formatter(&|v| fmt_value(*v))
-            .x_label_formatter(&|x| match x {
-                SegmentValue::CenterOf(0) => "at boot".into(),
-                SegmentValue::CenterOf(1) => "after workload".into(),
-                _ => String::new(),
-            })
-            .draw()
-            .map_err(chart_error)?;
+    let (_, hi) = span(lines.iter().flat_map(|(b, e)| [*b, *e]));
+    let svg = two_columns(&c.key.id(), ["at boot", "after workload"], "slabs", 0.0..hi, |chart| {
         for (b, e) in &lines {
             let pts = vec![(SegmentValue::CenterOf(0), *b), (SegmentValue::CenterOf(1), *e)];
-            chart.draw_series(LineSeries::new(pts.clone(), NEW.stroke_width(2))).map_err(chart_error)?;
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, NEW.filled()))).map_err(chart_error)?;
+            chart.draw_series(LineSeries::new(pts.clone(), NEW.stroke_width(2))).map_err(|e| e.to_string())?;
+            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, NEW.filled()))).map_err(|e| e.to_string())?;
         }
-        root.present().map_err(chart_error)?;
-    }
+        Ok(())
+    })?;
     Ok(Some(svg))
 }
 
