@@ -182,6 +182,24 @@ fn shards_merge_into_the_unsharded_report_and_every_format_reads_back() {
     }
     assert!(mail.lines().any(|l| l.starts_with("shard 2/2: run ")), "the shards' provenance:\n{mail}");
 
+    // Markdown, through a CommonMark parser with GitHub's tables: the
+    // summary stays preformatted, every table is a table.
+    let md = dir.path().join("report.md");
+    std::fs::write(&md, report(&merged, "markdown").1).unwrap();
+    const MARKDOWN: &str = r#"
+import sys
+from markdown_it import MarkdownIt
+html = MarkdownIt("commonmark").enable("table").render(open(sys.argv[1]).read())
+print("first", html.split("\n")[0][:30])
+print("tables", html.count("<table>"))
+"#;
+    let o =
+        std::process::Command::new(python_with("markdown-it-py")).arg("-c").arg(MARKDOWN).arg(&md).output().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("first <pre><code>bounce run "), "the summary leads, preformatted:\n{out}");
+    assert!(out.contains("tables 2"), "the comparison and the cells as tables:\n{out}");
+
     // JUnit, through junitparser: a case per cell, one per gated row.
     let xml = dir.path().join("junit.xml");
     std::fs::write(&xml, report(&merged, "junit").1).unwrap();
