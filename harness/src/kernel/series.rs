@@ -622,4 +622,19 @@ new file mode 100644
         std::fs::write(&b, PATCH1.replace("one and a half", "one and a third")).unwrap();
         assert_ne!(h(&a), h(&b));
     }
+
+    #[test]
+    fn the_patchset_hash_is_kcidb_s_shell_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0001-a.patch"), PATCH1).unwrap();
+        std::fs::write(dir.path().join("0002-b.patch"), PATCH1.replace("one and a half", "one and a third")).unwrap();
+        let s = Series::load(&SeriesSource::Path(dir.path().to_path_buf())).unwrap();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("sha256sum *.patch | cut -c-64 | sha256sum | cut -c-64")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(s.patchset_hash(), String::from_utf8_lossy(&o.stdout).trim());
+    }
 }
