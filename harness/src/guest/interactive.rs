@@ -32,15 +32,8 @@ pub async fn boot(
     let k = crate::kernel::ensure(root, cache, &v, &p.arch).await?;
     let initrd = crate::rootfs::ensure(root, cache, &k)?;
     let choice = crate::matrix::run::accel_for(request, cache, &k, &initrd).await?;
-    let mut append = vec![
-        format!("console={}", k.arch.console),
-        "panic=-1".into(),
-        format!("bounce.results={}", k.arch.results_channel.tty),
-        "bounce.shell=1".into(),
-    ];
-    append.extend(p.cmdline.iter().cloned());
-    append.extend(p.swiotlb_words(&words));
-    append.extend(k.cmdline.iter().cloned());
+    // The matrix's command line, oops=panic included, with a shell.
+    let append = super::cmdline(&k.arch, &p, &words, &k.cmdline, &["bounce.shell=1".into()]);
     let dir = std::env::temp_dir().join(format!("bounce-boot-{}", std::process::id()));
     std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
     let spec = GuestSpec {
@@ -49,7 +42,7 @@ pub async fn boot(
         accel: choice.accel,
         kernel: k.image(),
         initrd,
-        append: append.join(" "),
+        append: append.clone(),
         results_channel: k.arch.results_channel.qemu.clone(),
         attach: Attach::default(),
         sev: p.confidential.and_then(|_| crate::host::sev::host().as_ref().ok().copied()),
@@ -58,7 +51,7 @@ pub async fn boot(
     eprintln!(
         "bounce: booting {variant} on {profile} ({}; {}); exit the shell to power off, Ctrl-A x kills QEMU; results in {}",
         choice.accel.qemu_arg(),
-        append.join(" "),
+        append,
         results.display()
     );
     let status = tokio::process::Command::new(&spec.qemu)

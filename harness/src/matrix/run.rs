@@ -43,11 +43,6 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Every guest gets this much on top of its profile's command line:
-/// `panic=-1` with `-no-reboot` turns a panic into an exit, `oops=panic`
-/// makes an oops one too (and so a pvpanic event).
-const BASE_CMDLINE: &str = "panic=-1 oops=panic";
-
 /// Kernels, each with its initramfs, by (variant, arch); the tools disk
 /// by arch, where a workload needs it.
 pub struct Prepared {
@@ -77,21 +72,9 @@ pub async fn prepare(root: &Path, cache: &Path, m: &Matrix, cells: &[CellKey]) -
     Ok(Prepared { kernels, tools })
 }
 
-/// The kernel command line of one boot, in order of authority: the
-/// harness's, the profile's, the cell's swiotlb setting (merged with the
-/// profile's sizing and forcing), the variant's own boot options, the
-/// workload's parameters.
+/// The kernel command line of one matrix boot.
 pub fn cmdline(kernel: &Kernel, profile: &Profile, swiotlb: &str, workload: &Workload) -> String {
-    let mut words = vec![
-        format!("console={}", kernel.arch.console),
-        BASE_CMDLINE.to_string(),
-        format!("bounce.results={}", kernel.arch.results_channel.tty),
-    ];
-    words.extend(profile.cmdline.iter().cloned());
-    words.extend(profile.swiotlb_words(swiotlb));
-    words.extend(kernel.cmdline.iter().cloned());
-    words.extend(workload.cmdline());
-    words.join(" ")
+    crate::guest::cmdline(&kernel.arch, profile, swiotlb, &kernel.cmdline, &workload.cmdline())
 }
 
 /// Guests under TCG on a busy two-core host boot in seconds but can take a
@@ -123,16 +106,14 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
         firmware: None,
         emulated: false,
     };
+    let append = crate::guest::cmdline(&kernel.arch, &profile, "", &[], &["bounce.workload=probe".into()]);
     let spec = GuestSpec {
         qemu: kernel.arch.qemu.clone(),
         profile,
         accel: Accel::Kvm,
         kernel: kernel.image(),
         initrd: initrd.to_path_buf(),
-        append: format!(
-            "console={} {BASE_CMDLINE} bounce.results={} bounce.workload=probe",
-            kernel.arch.console, kernel.arch.results_channel.tty
-        ),
+        append,
         results_channel: kernel.arch.results_channel.qemu.clone(),
         attach: Attach::default(),
         sev: None,
