@@ -62,14 +62,15 @@ pub struct Bisection {
     /// The first patch (1-based) whose prefix is bad, when the whole
     /// series is.
     pub first_bad: Option<usize>,
-    pub interrupted: bool,
+    /// Stopped by a signal: its exit code.
+    pub interrupted: Option<i32>,
 }
 
 impl Bisection {
     /// The finding that decides the exit code: the first bad prefix's.
     pub fn exit_code(&self) -> i32 {
-        if self.interrupted {
-            return 130;
+        if let Some(code) = self.interrupted {
+            return code;
         }
         let Some(k) = self.first_bad else { return 0 };
         self.steps.iter().find(|s| s.patches == k).map(|s| s.finding.exit_code()).unwrap_or(0)
@@ -92,7 +93,7 @@ impl Bisection {
             };
             out.push_str(&format!("  [{}/{n}] {}: {what}  (run {})\n", s.patches, s.kernel, s.run));
         }
-        if self.interrupted {
+        if self.interrupted.is_some() {
             out.push_str("interrupted: no verdict\n");
         } else {
             match self.first_bad {
@@ -175,11 +176,11 @@ pub async fn bisect(
 ) -> Result<Bisection> {
     let n = on.prefixes.len();
     let with_kernels = |ks: Vec<String>| run::Options { kernels: Some(ks), resume: None, ..opts.clone() };
-    let mut b = Bisection { on: on.clone(), steps: Vec::new(), first_bad: None, interrupted: false };
+    let mut b = Bisection { on: on.clone(), steps: Vec::new(), first_bad: None, interrupted: None };
     ui::line(format!("bisect: the base {} and the whole series {}, side by side", on.base, on.prefixes[n - 1]));
     let first = run::run(root, cache, &with_kernels(vec![on.base.clone(), on.prefixes[n - 1].clone()])).await?;
-    if first.interrupted {
-        b.interrupted = true;
+    if first.interrupted.is_some() {
+        b.interrupted = first.interrupted;
         return Ok(b);
     }
     let base_cells = of_kernel(&first.cells, &on.base);
@@ -203,8 +204,8 @@ pub async fn bisect(
         let kernel = on.prefixes[mid - 1].clone();
         ui::line(format!("bisect: {good} patches pass, {bad} fail; trying {mid}: {kernel}"));
         let step = run::run(root, cache, &with_kernels(vec![kernel.clone()])).await?;
-        if step.interrupted {
-            b.interrupted = true;
+        if step.interrupted.is_some() {
+            b.interrupted = step.interrupted;
             return Ok(b);
         }
         let finding = judge(base, (&step.run, &step.cells), noise)?;

@@ -298,8 +298,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             judged.write(&out.run)?;
             println!("{}", judged.render(report::Format::Terminal)?);
-            if out.interrupted {
-                return Ok(130);
+            if let Some(code) = out.interrupted {
+                return Ok(code);
             }
             // A broken cell outranks a slow one: fix correctness first.
             Ok(out.worst.map(|c| c.exit_code()).unwrap_or(gate_code))
@@ -337,7 +337,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         )));
                     }
                     let worst = report::status(&cells).1;
-                    run::Outcome { run, cells, worst, interrupted: false }
+                    run::Outcome { run, cells, worst, interrupted: None }
                 }
                 None => {
                     let opts = run::Options {
@@ -353,8 +353,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     run::run(&root, &cache, &opts).await?
                 }
             };
-            if out.interrupted {
-                return Ok(130);
+            if let Some(code) = out.interrupted {
+                return Ok(code);
             }
             let reps = out.cells.iter().map(|c| c.reps.len()).min().unwrap_or(0) as u32;
             if let Some(c) = out.worst {

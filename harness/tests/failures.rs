@@ -155,23 +155,31 @@ fn write_matrix(project: &Path, workloads: &str) -> std::path::PathBuf {
     f
 }
 
+/// Ctrl-C at a terminal, SIGTERM from a CI job's cancellation, SIGHUP from
+/// a closed session: each kills the guest, keeps the finished cells, marks
+/// the run interrupted and exits 128 + the signal.
 #[test]
-fn ctrl_c_kills_the_guest_and_keeps_finished_cells() {
+fn ctrl_c_sigterm_and_sighup_kill_the_guest_and_keep_finished_cells() {
+    use nix::sys::signal::Signal;
     let _lock = heavy_lock();
     let project = project_with_bad_parts();
-    let results = project.path().join("results");
     let m = write_matrix(project.path(), "memory, stall");
-    let (child, _) = start_until_stalled(project.path(), &m, &results);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-    let o = child.wait_with_output().unwrap();
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(130), "{out}\n{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "QEMU left running");
-    let runs: Vec<_> = std::fs::read_dir(results.join("runs")).unwrap().flatten().collect();
-    let cell = runs[0].path().join("cells/6.12-fixed.dma32.memory.default.json");
-    assert!(cell.exists(), "the finished cell was lost");
-    assert!(runs[0].path().join("report.txt").exists(), "no report for the interrupted run");
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
+        let results = project.path().join(format!("results-{signal}"));
+        let (child, _) = start_until_stalled(project.path(), &m, &results);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(code), "{signal}: {out}\n{err}");
+        assert!(err.contains("interrupted"), "{signal}: {err}");
+        assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty(), "{signal}: QEMU left running");
+        let runs: Vec<_> = std::fs::read_dir(results.join("runs")).unwrap().flatten().collect();
+        let cell = runs[0].path().join("cells/6.12-fixed.dma32.memory.default.json");
+        assert!(cell.exists(), "{signal}: the finished cell was lost");
+        assert!(runs[0].path().join("report.txt").exists(), "{signal}: no report for the interrupted run");
+        let plan = std::fs::read_to_string(runs[0].path().join("plan.json")).unwrap();
+        assert!(plan.contains("\"interrupted\""), "{signal}: {plan}");
+    }
 }
 
 #[test]

@@ -77,7 +77,13 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
     let r = run_in(project.path(), &dmabench_matrix(6, &["defect-slow.mbox"]), &["--gate", "nightly"]);
     assert_eq!(r.code, Some(7), "exit 7 (regression) expected:\n{}\n{}", r.out, r.err);
     r.assert_all_passed();
-    let gate: Vec<&str> = r.out.lines().skip_while(|l| !l.starts_with("gate: ")).collect();
+    // The gate's line leads the summary; its whole verdict ends the report.
+    let lines: Vec<&str> = r.out.lines().collect();
+    let summary_gate = lines.iter().position(|l| l.starts_with("gate: ")).expect(&r.out);
+    assert!(lines[..summary_gate].iter().any(|l| l.starts_with("correctness: ")), "{}", r.out);
+    let last = lines.iter().rposition(|l| l.starts_with("gate: ")).unwrap();
+    assert!(last > summary_gate && lines[summary_gate] == lines[last], "{}", r.out);
+    let gate = &lines[last..];
     assert!(gate[0].contains("regressed"), "{}", r.out);
     let regressed: Vec<&&str> = gate.iter().filter(|l| l.contains("REGRESSED")).collect();
     assert!(regressed.iter().any(|l| l.contains("dmabench.map_us")), "{}", r.out);

@@ -40,7 +40,30 @@ pub struct Outcome {
     pub run: RunDir,
     pub cells: Vec<CellResult>,
     pub worst: Option<FailureClass>,
-    pub interrupted: bool,
+    /// Stopped by a signal: the exit code it stands for (130 SIGINT,
+    /// 143 SIGTERM, 129 SIGHUP).
+    pub interrupted: Option<i32>,
+}
+
+/// The first of SIGINT, SIGTERM and SIGHUP (a terminal's Ctrl-C, a CI
+/// job's cancellation, a closed session), as the exit code 128 + signal.
+async fn stop_signal() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let wait = |kind: SignalKind, code: i32| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+                code
+            }
+            // Without a handler the signal keeps its default action.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        c = wait(SignalKind::interrupt(), 130) => c,
+        c = wait(SignalKind::terminate(), 143) => c,
+        c = wait(SignalKind::hangup(), 129) => c,
+    }
 }
 
 /// Kernels, each with its initramfs, by (variant, arch); the tools disk
@@ -300,9 +323,9 @@ async fn boot_all(
     mut results: BTreeMap<CellKey, CellResult>,
 ) -> Result<Outcome> {
     run.write_plan(&plan)?;
-    let mut interrupted = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut interrupted = None;
+    let stop = stop_signal();
+    tokio::pin!(stop);
     for (i, PlannedBoot { cell: key, rep }) in schedule.iter().enumerate() {
         let label = format!("[{}/{}] {} rep {rep}", i + 1, schedule.len(), key.id());
         let accel = &accels[&m.profiles[&key.profile].arch];
@@ -323,10 +346,10 @@ async fn boot_all(
                 };
                 (failed, BTreeMap::new())
             }),
-            _ = &mut ctrl_c => {
+            code = &mut stop => {
                 // Dropping the boot future kills its QEMU (process group).
                 ui::line("interrupted: stopping; finished cells are saved");
-                interrupted = true;
+                interrupted = Some(code);
                 break;
             }
         };
@@ -366,7 +389,7 @@ async fn boot_all(
         cell.reps.push(rep_result);
         run.write_cell(cell)?;
     }
-    plan.state = if interrupted { RunState::Interrupted } else { RunState::Complete };
+    plan.state = if interrupted.is_some() { RunState::Interrupted } else { RunState::Complete };
     run.write_plan(&plan)?;
     let cells: Vec<CellResult> = results.into_values().collect();
     let worst = report::status(&cells).1;
