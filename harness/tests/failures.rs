@@ -288,3 +288,54 @@ for name, files in [("cell", glob.glob(run + "/cells/*.json")), ("env", [run + "
     assert!(o.status.success(), "{out}\n{err}");
     assert_eq!(out.lines().filter(|l| l.starts_with("valid ")).count(), 3, "{out}");
 }
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after `)`.
+        let Some((comm, rest)) = stat.split_once(") ") else { continue };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push((child, comm.split_once('(').map(|(_, c)| c.to_string()).unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// A harness killed outright (SIGKILL: no handler runs) takes its QEMU and
+/// its iperf3 server with it.
+#[test]
+fn a_harness_killed_outright_leaves_no_qemu_or_iperf3_behind() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-fixed", None);
+    let (_dir, file, results) = matrix_dir(&matrix("dma32", "network"));
+    let mut child = bounce()
+        .args(["matrix", "--accel", "tcg", "--matrix"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let harness = child.id();
+    let kids = wait_for(&mut child, 600, "the guest and the iperf3 server", || {
+        let kids = children_of(harness);
+        let has = |name: &str| kids.iter().any(|(_, c)| c.starts_with(name));
+        (has("qemu-system") && has("iperf3")).then_some(kids)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while kids.iter().any(|(p, _)| alive(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let left: Vec<&(i32, String)> = kids.iter().filter(|(p, _)| alive(*p)).collect();
+    assert!(left.is_empty(), "outlived the harness: {left:?}");
+}

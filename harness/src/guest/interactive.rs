@@ -54,9 +54,10 @@ pub async fn boot(
         append,
         results.display()
     );
-    let status = tokio::process::Command::new(&spec.qemu)
+    let mut qemu = tokio::process::Command::new(&spec.qemu);
+    crate::host::cmd::dies_with_harness(&mut qemu);
+    let status = qemu
         .args(spec.terminal_args(&results.display().to_string()))
-        .kill_on_drop(true)
         .status()
         .await
         .infra(|| format!("cannot start {}", spec.qemu))?;

@@ -136,20 +136,14 @@ async fn drive(
         .stdin(std::process::Stdio::null())
         .stdout(stderr.try_clone().map_err(|e| Failure::infra(e.to_string()))?)
         .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
+    crate::host::cmd::dies_with_harness(&mut cmd);
     cmd.fd_mappings(vec![
         FdMapping { parent_fd: con_guest, child_fd: CONSOLE_FD },
         FdMapping { parent_fd: res_guest, child_fd: RESULTS_FD },
         FdMapping { parent_fd: qmp_guest, child_fd: QMP_FD },
     ])
     .map_err(|e| Failure::infra(e.to_string()))?;
-    // If the harness itself dies (SIGKILL, OOM), QEMU must not outlive it.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
-        });
-    }
     let mut child = cmd.spawn().map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
     // The command owns our copies of the guest ends; while they stay open
     // the channels never see end-of-file when QEMU exits.

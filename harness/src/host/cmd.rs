@@ -7,15 +7,21 @@ use std::process::{Command, Output};
 /// reproducer lines.
 pub fn display(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
-    for a in cmd.get_args() {
-        let a = a.to_string_lossy();
-        if a.is_empty() || a.contains(char::is_whitespace) {
-            parts.push(format!("'{a}'"));
-        } else {
-            parts.push(a.into_owned());
-        }
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    shlex::try_join(parts.iter().map(String::as_str)).unwrap_or_else(|_| parts.join(" "))
+}
+
+/// A child that must not outlive the harness, even one killed outright
+/// (SIGKILL, the OOM killer): the kernel sends it SIGKILL when the harness
+/// goes. `kill_on_drop` covers every ending the harness lives through.
+pub fn dies_with_harness(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+        });
     }
-    parts.join(" ")
+    cmd.kill_on_drop(true)
 }
 
 /// Run to completion; a non-zero exit becomes an infrastructure failure that

@@ -40,11 +40,12 @@ pub async fn start(services: &[Service], dir: &Path) -> Result<Running> {
                 let port = free_port()?;
                 let log = std::fs::File::create(dir.join("iperf3-server.log"))
                     .infra(|| format!("cannot create {}", dir.display()))?;
-                let child = tokio::process::Command::new("iperf3")
+                let mut cmd = tokio::process::Command::new("iperf3");
+                crate::host::cmd::dies_with_harness(&mut cmd);
+                let child = cmd
                     .args(["-s", "-B", "127.0.0.1", "-p", &port.to_string()])
                     .stdout(log.try_clone().infra(|| "log".into())?)
                     .stderr(log)
-                    .kill_on_drop(true)
                     .spawn()
                     .map_err(|e| {
                         Failure::infra(format!(
