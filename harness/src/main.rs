@@ -250,6 +250,13 @@ enum BenchCommand {
 }
 
 fn main() {
+    // Output piped into `head` or `less` that closes early ends the
+    // harness quietly, as it ends any Unix tool, instead of a panic in
+    // println!. (Rust starts programs with SIGPIPE ignored.)
+    // SAFETY: no other thread exists yet to race on the disposition.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = match rt.block_on(dispatch(cli)) {

@@ -43,6 +43,19 @@ fn dry_run_lists_the_default_matrix() {
     }
 }
 
+/// Output cut short by a closed pipe (`| head`) ends the harness quietly.
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -o pipefail; '{}' matrix --dry-run | head -1", env!("CARGO_BIN_EXE_bounce")))
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(out.contains("cells x 3 repetitions"), "{out}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn broken_matrix_is_one_line_with_file_line_column() {
     let dir = tempfile::tempdir().unwrap();
