@@ -75,7 +75,7 @@ pub async fn build(root: &Path, cache_dir: &Path, variant: &str, arches: &[Strin
             ),
         ]);
     }
-    println!(
+    crate::outln!(
         "kernel builds of {variant} on this machine ({} cores)\n{t}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );

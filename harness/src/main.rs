@@ -7,7 +7,7 @@ use bounce::matrix::{run, Matrix};
 use bounce::results::store::RunDir;
 use bounce::results::Shard;
 use bounce::stats::noise::NoiseTable;
-use bounce::{kernel, paths, report, stats, ui};
+use bounce::{kernel, outln, paths, report, stats, ui};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -250,13 +250,6 @@ enum BenchCommand {
 }
 
 fn main() {
-    // Output piped into `head` or `less` that closes early ends the
-    // harness quietly, as it ends any Unix tool, instead of a panic in
-    // println!. (Rust starts programs with SIGPIPE ignored.)
-    // SAFETY: no other thread exists yet to race on the disposition.
-    unsafe {
-        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
-    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = match rt.block_on(dispatch(cli)) {
@@ -304,7 +297,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 gate_code = judged.judge_gate(against);
             }
             judged.write(&out.run)?;
-            println!("{}", judged.render(report::Format::Terminal)?);
+            outln!("{}", judged.render(report::Format::Terminal)?);
             if let Some(code) = out.interrupted {
                 return Ok(code);
             }
@@ -318,7 +311,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             let opts = args.options(&root, matrix, None);
             let b = bounce::bisect::bisect(&root, &cache, &opts, target, &noise).await?;
-            print!("{}", b.text());
+            outln!("{}", b.text().trim_end_matches('\n'));
             Ok(b.exit_code())
         }
         Command::Calibrate { matrix, kernel, reps, accel, results, seed, run: stored } => {
@@ -365,7 +358,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             let reps = out.cells.iter().map(|c| c.reps.len()).min().unwrap_or(0) as u32;
             if let Some(c) = out.worst {
-                println!("{}", report::status(&out.cells).0);
+                outln!("{}", report::status(&out.cells).0);
                 return Err(Failure::new(c, "calibration needs every boot to pass; nothing was stored"));
             }
             let path = root.join(stats::noise::FILE);
@@ -384,7 +377,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 out.run.path.display()
             ));
             out.run.write_text("calibration.txt", &text)?;
-            println!("{text}");
+            outln!("{text}");
             // A calibration whose own A/A raises an alarm is not one to trust.
             Ok(if g.regressions.is_empty() { 0 } else { FailureClass::Regression.exit_code() })
         }
@@ -395,7 +388,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 return Err(Failure::new(c, format!("{}: a run with failed cells is no baseline", run.display())));
             }
             let dest = src.save_baseline(&root.join("results/baselines"), &name)?;
-            println!("baseline {name}: {} cells saved in {}", cells.len(), dest.path.display());
+            outln!("baseline {name}: {} cells saved in {}", cells.len(), dest.path.display());
             Ok(0)
         }
         Command::Compare { base, new, gate, allow_env_mismatch, markdown } => {
@@ -409,9 +402,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 allow_env_mismatch,
                 &noise,
             )?;
-            println!("{}\n{}", report::METHOD, report::render(&t, markdown));
+            outln!("{}\n{}", report::METHOD, report::render(&t, markdown));
             let (summary, code) = report::gate_summary(&stats::compare::gate(std::slice::from_ref(&t)));
-            println!("{summary}");
+            outln!("{summary}");
             Ok(if gate { code } else { 0 })
         }
 
@@ -447,7 +440,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         if config_only {
                             let p = kernel::build::plan(&root, &cache, b, a)?;
                             let set = kernel::config::parse_resolved(&p.resolved);
-                            println!(
+                            outln!(
                                 "{} ({a}): key {}, config checked ({} options set; SWIOTLB={}, SWIOTLB_DYNAMIC={})",
                                 b.name,
                                 p.key,
@@ -458,7 +451,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                             continue;
                         }
                         let k = kernel::ensure(&root, &cache, b, a).await?;
-                        println!(
+                        outln!(
                             "{} ({a}): {} ({}; {})",
                             b.name,
                             k.dir.display(),
@@ -480,20 +473,20 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             let judged = report::RunReport::load(&root, &merged, &noise)?;
             judged.write(&merged)?;
-            println!("{}", judged.render(report::Format::Text)?);
-            println!("merged {} shards into {}", shards.len(), merged.path.display());
+            outln!("{}", judged.render(report::Format::Text)?);
+            outln!("merged {} shards into {}", shards.len(), merged.path.display());
             Ok(judged.exit_code())
         }
         Command::Cache { command: CacheCommand::Ls } => {
-            print!("{}", report::cache_table(&kernel::cache::list(&cache)?));
+            outln!("{}", report::cache_table(&kernel::cache::list(&cache)?).trim_end_matches('\n'));
             Ok(0)
         }
         Command::Cache { command: CacheCommand::Gc { older_than_days } } => {
             let c = kernel::cache::gc(&cache, std::time::Duration::from_secs(older_than_days * 86400))?;
             for (p, bytes, why) in &c.removed {
-                println!("removed {} ({}): {why}", p.display(), bytesize::ByteSize(*bytes));
+                outln!("removed {} ({}): {why}", p.display(), bytesize::ByteSize(*bytes));
             }
-            println!("freed {}", bytesize::ByteSize(c.bytes()));
+            outln!("freed {}", bytesize::ByteSize(c.bytes()));
             Ok(0)
         }
         Command::Bench { command: BenchCommand::Build { variant, arch } } => {
@@ -503,7 +496,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let dir = out.unwrap_or_else(|| root.join("results/schema"));
             for (name, schema) in bounce::results::store::schemas() {
                 bounce::results::store::write_json(&dir.join(name), &schema)?;
-                println!("{}", dir.join(name).display());
+                outln!("{}", dir.join(name).display());
             }
             Ok(0)
         }
@@ -511,7 +504,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let format = if markdown { report::Format::Markdown } else { format };
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             let judged = report::RunReport::load(&root, &RunDir::open(&run)?, &noise)?;
-            println!("{}", judged.render(format)?);
+            outln!("{}", judged.render(format)?);
             Ok(judged.exit_code())
         }
     }
@@ -521,19 +514,19 @@ fn dry(root: &Path, matrix: &Path, reps: Option<u32>, shard: Option<Shard>) -> R
     let mut m = Matrix::load(root, matrix)?;
     let (mut cells, skipped) = m.expand();
     let reps = reps.unwrap_or(m.spec.repetitions);
-    println!("{}: {} cells x {reps} repetitions = {} boots", matrix.display(), cells.len(), cells.len() as u32 * reps);
+    outln!("{}: {} cells x {reps} repetitions = {} boots", matrix.display(), cells.len(), cells.len() as u32 * reps);
     if let Some(s) = shard {
         m.spec.repetitions = reps;
         let share = Matrix::share(m.schedule(&cells, 0), s);
-        println!("shard {s}: {} of those boots", share.len());
+        outln!("shard {s}: {} of those boots", share.len());
         cells.retain(|c| share.iter().any(|(k, _)| k == c));
     }
     let builds: Vec<String> = m.builds(&cells).iter().map(|(v, a)| format!("{v} ({a})")).collect();
-    println!("kernels to build or find in the cache: {}", builds.join(", "));
+    outln!("kernels to build or find in the cache: {}", builds.join(", "));
     for c in &cells {
         let p = &m.profiles[&c.profile];
         let words = p.swiotlb_words(m.spec.swiotlb[&c.swiotlb].args()).join(" ");
-        println!(
+        outln!(
             "  {}  (kernel {}, profile {}{}, workload {}, swiotlb {}{})",
             c.id(),
             c.kernel,
@@ -545,7 +538,7 @@ fn dry(root: &Path, matrix: &Path, reps: Option<u32>, shard: Option<Shard>) -> R
         );
     }
     for s in &skipped {
-        println!("  skip {}: {}", s.key.id(), s.why);
+        outln!("  skip {}: {}", s.key.id(), s.why);
     }
     Ok(0)
 }
@@ -563,10 +556,10 @@ fn doctor(root: &Path) -> Result<i32> {
     for r in &reqs {
         let ok = r.is_present();
         missing += usize::from(!ok);
-        println!("{} {:<40} {:<22} {}", if ok { "ok     " } else { "MISSING" }, r.what(), r.package, r.why);
+        outln!("{} {:<40} {:<22} {}", if ok { "ok     " } else { "MISSING" }, r.what(), r.package, r.why);
     }
     let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm");
-    println!(
+    outln!(
         "/dev/kvm: {}",
         match kvm {
             Ok(_) => "openable (a probe guest decides at run time)".to_string(),
@@ -574,12 +567,12 @@ fn doctor(root: &Path) -> Result<i32> {
         }
     );
     match bounce::host::sev::host() {
-        Ok(s) => println!("SEV: available (C-bit {}, {} reduced physical bits)", s.cbitpos, s.reduced_phys_bits),
-        Err(why) => println!("SEV: not available ({why}); the sev profile is skipped, sev-emulated imitates it"),
+        Ok(s) => outln!("SEV: available (C-bit {}, {} reduced physical bits)", s.cbitpos, s.reduced_phys_bits),
+        Err(why) => outln!("SEV: not available ({why}); the sev profile is skipped, sev-emulated imitates it"),
     }
     if missing > 0 {
         tools::ensure(&reqs)?;
-        println!("installed the missing tools");
+        outln!("installed the missing tools");
     }
     Ok(if missing > 0 && !tools::may_install() { FailureClass::Infrastructure.exit_code() } else { 0 })
 }

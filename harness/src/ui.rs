@@ -60,3 +60,24 @@ pub fn spinner() -> ProgressBar {
     pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
+
+/// A command's result on stdout (a report, a table, a listing). A reader
+/// that stops reading (`bounce report RUN | head`) ends the harness
+/// quietly with 141, as SIGPIPE ends other tools, not with a panic. The
+/// harness keeps SIGPIPE ignored: a guest's socket closing under a write
+/// must be an error it handles, not its death.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{text}").and_then(|_| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+    }
+}
+
+/// `println!` through [`out`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::ui::out(&format!($($arg)*)) };
+}
