@@ -6,7 +6,7 @@
 use super::{fmt_value, pct, summary, verdict_row, Row, RunReport, METHOD, VERDICT_HEADER};
 use crate::failure::{Failure, Result};
 use crate::results::{CellResult, Status};
-use crate::stats::{self, NoiseSource, Verdict};
+use crate::stats::{self, Verdict};
 use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
 use plotters::coord::types::{RangedCoordf64, RangedCoordu32};
 use plotters::prelude::*;
@@ -145,21 +145,9 @@ fn html_row(r: &Row, gate: bool) -> HtmlRow {
         delta: pct(r.j.delta_pct),
         ci: r.j.ci_pct.map(|(l, h)| format!("[{l:+.1}, {h:+.1}]")).unwrap_or("-".into()),
         q: r.j.q.map(|p| format!("{p:.3}")).unwrap_or("-".into()),
-        thr: match r.j.noise_source {
-            NoiseSource::Deterministic => "exact".into(),
-            NoiseSource::Calibrated => format!("{:.1}%", r.j.threshold_pct),
-            NoiseSource::Observed => format!("~{:.1}%", r.j.threshold_pct),
-        },
-        mde: match (r.j.noise_source, r.j.mde_pct) {
-            (NoiseSource::Deterministic, _) => "exact".into(),
-            (_, Some(m)) => format!("{m:.1}%"),
-            (_, None) => "n/a".into(),
-        },
-        verdict: if gate && r.j.gated && r.j.verdict == Verdict::Worse {
-            "REGRESSED".into()
-        } else {
-            r.j.verdict.label().into()
-        },
+        thr: super::thr_cell(r),
+        mde: super::mde_cell(r),
+        verdict: super::verdict_cell(r, gate),
     }
 }
 

@@ -43,6 +43,34 @@ fn new_table(markdown: bool) -> comfy_table::Table {
     t
 }
 
+/// A row's threshold as tables show it: `exact` for a deterministic
+/// metric, `~` before noise these samples showed (no calibration).
+pub fn thr_cell(r: &Row) -> String {
+    match r.j.noise_source {
+        NoiseSource::Deterministic => "exact".to_string(),
+        NoiseSource::Calibrated => format!("{:.1}%", r.j.threshold_pct),
+        NoiseSource::Observed => format!("~{:.1}%", r.j.threshold_pct),
+    }
+}
+
+/// A row's MDE as tables show it.
+pub fn mde_cell(r: &Row) -> String {
+    match (r.j.noise_source, r.j.mde_pct) {
+        (NoiseSource::Deterministic, _) => "exact".to_string(),
+        (_, Some(m)) => format!("{m:.1}%"),
+        (_, None) => "n/a".to_string(),
+    }
+}
+
+/// A row's verdict: `REGRESSED` for a gated metric worse in a gated table.
+pub fn verdict_cell(r: &Row, gate: bool) -> String {
+    if gate && r.j.gated && r.j.verdict == Verdict::Worse {
+        "REGRESSED".to_string()
+    } else {
+        r.j.verdict.label().to_string()
+    }
+}
+
 /// One comparison as a table. `*` marks gated metrics; `thr` is the change
 /// a verdict must exceed (the metric's floor or its calibrated noise, `~`
 /// when that noise is only what these samples show); `MDE` the smallest
@@ -59,21 +87,7 @@ pub fn render(table: &Table, markdown: bool) -> String {
     let hidden = if markdown { 0 } else { table.rows.iter().filter(|r| quiet(r.j.verdict)).count() };
     for r in table.rows.iter().filter(|r| markdown || !quiet(r.j.verdict)) {
         let j = &r.j;
-        let thr = match j.noise_source {
-            NoiseSource::Deterministic => "exact".to_string(),
-            NoiseSource::Calibrated => format!("{:.1}%", j.threshold_pct),
-            NoiseSource::Observed => format!("~{:.1}%", j.threshold_pct),
-        };
-        let mde = match (j.noise_source, j.mde_pct) {
-            (NoiseSource::Deterministic, _) => "exact".to_string(),
-            (_, Some(m)) => format!("{m:.1}%"),
-            (_, None) => "n/a".to_string(),
-        };
-        let verdict = if j.gated && table.gate && j.verdict == Verdict::Worse {
-            "REGRESSED".to_string()
-        } else {
-            j.verdict.label().to_string()
-        };
+        let (thr, mde, verdict) = (thr_cell(r), mde_cell(r), verdict_cell(r, table.gate));
         t.add_row(vec![
             Cell::new(if r.emulated { format!("{} [emulated]", r.profile) } else { r.profile.clone() }),
             Cell::new(&r.workload),

@@ -4,7 +4,7 @@
 
 use super::{fmt_value, pct, Row, Table};
 use crate::results::CellResult;
-use crate::stats::{NoiseSource, Verdict};
+use crate::stats::NoiseSource;
 
 pub const WIDTH: usize = 80;
 
@@ -28,11 +28,7 @@ fn row(r: &Row, gate: bool) -> String {
     let side = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
     let name = format!("{}{} ({})", r.short_metric(), if r.j.gated { "*" } else { "" }, r.unit);
     let first = format!("  {name:<32} {:>14} -> {:<14} {:>7}", side(r.j.base), side(r.j.new), pct(r.j.delta_pct));
-    let verdict = if gate && r.j.gated && r.j.verdict == Verdict::Worse {
-        "REGRESSED".to_string()
-    } else {
-        r.j.verdict.label().to_string()
-    };
+    let verdict = super::verdict_cell(r, gate);
     let ci = r.j.ci_pct.map(|(l, h)| format!(" [{l:+.1}, {h:+.1}]")).unwrap_or_default();
     let how = match (r.j.noise_source, r.j.q) {
         (NoiseSource::Deterministic, _) => "exact (deterministic)".to_string(),
