@@ -117,7 +117,11 @@ fn source_tree() -> std::path::PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("linux-source-6.12_"))
+        // The tree itself, not its `.backup` of patched files beside it
+        // (read_dir's order is the filesystem's: either may come first).
+        .find(|p| {
+            p.join("Makefile").is_file() && p.file_name().unwrap().to_string_lossy().starts_with("linux-source-6.12_")
+        })
         .expect("the 6.12 source is unpacked by the earlier builds")
 }
 
