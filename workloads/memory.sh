@@ -5,32 +5,21 @@ workload_main() {
 	section oom oom_headroom
 }
 
-# Take $1 MiB after dropping the page cache; fails if the OOM killer
-# ends it.
-eat() {
-	sync
-	echo 3 > /proc/sys/vm/drop_caches
-	bounce-eat "$1" 2>/dev/null
-}
-
-# Bisect on the size bounce-eat can take and touch: it either exits 0 or
-# is killed by the OOM killer (no swap here).
+# One pass of bounce-eat until the OOM killer ends it: the last total it
+# printed is what one process could take. Twice, keeping the larger: near
+# the limit the OOM killer can fire while reclaim is still catching up,
+# and one early kill would read low.
 oom_headroom() {
-	lo=0
-	hi=$(awk '/^MemTotal:/ {print int($2 / 1024) + 1}' /proc/meminfo)
 	step=${BOUNCE_OOM_STEP_MIB:-4}
-	while [ $((hi - lo)) -gt "$step" ]; do
-		mid=$(((lo + hi) / 2))
-		# A kill counts only if it repeats: near the limit the OOM killer
-		# can fire while reclaim is still catching up, and one early kill
-		# would bias the whole bisection low.
-		if eat "$mid" || eat "$mid"; then
-			echo "try $mid ok"
-			lo=$mid
-		else
-			echo "try $mid killed"
-			hi=$mid
-		fi
+	best=0
+	for try in 1 2; do
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		bounce-eat "$step" > /tmp/eaten 2>/dev/null
+		got=$(tail -n 1 /tmp/eaten)
+		rm -f /tmp/eaten
+		echo "try $try took ${got:-0}"
+		[ "${got:-0}" -gt "$best" ] && best=${got:-0}
 	done
-	echo "headroom_mib $lo"
+	echo "headroom_mib $best"
 }
