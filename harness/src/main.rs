@@ -1,5 +1,5 @@
 use bounce::failure::{Failure, FailureClass, Result};
-use bounce::host::accel::AccelRequest;
+use bounce::host::accel::MachineRequest;
 use bounce::host::tools;
 use bounce::kernel::series::{Series, SeriesSource};
 use bounce::kernel::variant::Variant;
@@ -76,8 +76,8 @@ enum Command {
         /// Boots per cell, split into two interleaved arms.
         #[arg(long, default_value_t = 10)]
         reps: u32,
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelRequest,
+        #[command(flatten)]
+        machine: MachineRequest,
         #[arg(long)]
         results: Option<PathBuf>,
         #[arg(long)]
@@ -133,8 +133,8 @@ enum Command {
         /// A swiotlb setting of the default matrix, or kernel words.
         #[arg(long, default_value = "")]
         swiotlb: String,
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelRequest,
+        #[command(flatten)]
+        machine: MachineRequest,
     },
     /// Run directories: join shards.
     Results {
@@ -176,9 +176,8 @@ enum Command {
 /// How boots run: shared by the commands that run a matrix.
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Accelerator: auto probes KVM with a real guest, else TCG.
-    #[arg(long, value_enum, default_value = "auto")]
-    accel: AccelRequest,
+    #[command(flatten)]
+    machine: MachineRequest,
     /// Override the matrix's repetition count.
     #[arg(long)]
     reps: Option<u32>,
@@ -188,6 +187,10 @@ struct RunArgs {
     /// Seed of the randomised run order (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
+    /// Guests on the instruction clock run this many at once (default:
+    /// the host's cores); guests on the host's clock always run alone.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 impl RunArgs {
@@ -195,12 +198,13 @@ impl RunArgs {
         run::Options {
             matrix,
             results: self.results.unwrap_or_else(|| root.join("results")),
-            accel: self.accel,
+            machine: self.machine,
             repetitions: self.reps,
             seed: self.seed,
             kernels: None,
             resume,
             shard: None,
+            jobs: self.jobs,
         }
     }
 }
@@ -314,7 +318,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             outln!("{}", b.text().trim_end_matches('\n'));
             Ok(b.exit_code())
         }
-        Command::Calibrate { matrix, kernel, reps, accel, results, seed, run: stored } => {
+        Command::Calibrate { matrix, kernel, reps, machine, results, seed, run: stored } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             let m = Matrix::load(&root, &matrix)?;
             let kernel = kernel.unwrap_or_else(|| m.kernels[0].clone());
@@ -343,12 +347,13 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     let opts = run::Options {
                         matrix,
                         results: results.unwrap_or_else(|| root.join("results")),
-                        accel,
+                        machine,
                         repetitions: Some(reps),
                         seed,
                         kernels: Some(vec![kernel.clone()]),
                         resume: None,
                         shard: None,
+                        jobs: None,
                     };
                     run::run(&root, &cache, &opts).await?
                 }
@@ -463,8 +468,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Boot { variant, profile, swiotlb, accel } => {
-            bounce::guest::interactive::boot(&root, &cache, &variant, &profile, &swiotlb, accel).await
+        Command::Boot { variant, profile, swiotlb, machine } => {
+            bounce::guest::interactive::boot(&root, &cache, &variant, &profile, &swiotlb, machine).await
         }
         Command::Results { command: ResultsCommand::Merge { runs, into } } => {
             let shards = runs.iter().map(|r| RunDir::open(r)).collect::<Result<Vec<_>>>()?;

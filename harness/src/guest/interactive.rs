@@ -7,7 +7,7 @@
 use super::profile::Profile;
 use super::qemu::{Attach, GuestSpec};
 use crate::failure::{Classify, Failure, Result};
-use crate::host::accel::AccelRequest;
+use crate::host::accel::MachineRequest;
 use crate::kernel::variant::Variant;
 use std::path::Path;
 
@@ -17,7 +17,7 @@ pub async fn boot(
     variant: &str,
     profile: &str,
     swiotlb: &str,
-    request: AccelRequest,
+    request: MachineRequest,
 ) -> Result<i32> {
     let v = Variant::load(root, variant)?;
     let p = Profile::load(root, profile)?;
@@ -32,26 +32,15 @@ pub async fn boot(
     let k = crate::kernel::ensure(root, cache, &v, &p.arch).await?;
     let initrd = crate::rootfs::ensure(root, cache, &k)?;
     let choice = crate::matrix::run::accel_for(request, cache, &k, &initrd).await?;
-    // The matrix's command line, oops=panic included, with a shell.
-    let append = super::cmdline(&k.arch, &p, &words, &k.cmdline, &["bounce.shell=1".into()]);
     let dir = std::env::temp_dir().join(format!("bounce-boot-{}", std::process::id()));
     std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
-    let spec = GuestSpec {
-        qemu: k.arch.qemu.clone(),
-        profile: p.clone(),
-        accel: choice.accel,
-        kernel: k.image(),
-        initrd,
-        append: append.clone(),
-        results_channel: k.arch.results_channel.qemu.clone(),
-        attach: Attach::default(),
-        sev: p.confidential.and_then(|_| crate::host::sev::host().as_ref().ok().copied()),
-    };
+    // The matrix's guest, oops=panic included, with a shell.
+    let spec = GuestSpec::new(&k, initrd, &p, &choice, &words, &["bounce.shell=1".into()], Attach::default());
     let results = dir.join("results.txt");
     eprintln!(
         "bounce: booting {variant} on {profile} ({}; {}); exit the shell to power off, Ctrl-A x kills QEMU; results in {}",
         choice.accel.qemu_arg(),
-        append,
+        spec.append,
         results.display()
     );
     let mut qemu = tokio::process::Command::new(&spec.qemu);

@@ -63,6 +63,12 @@ impl RunEnv {
             if let Some(b) = other.accel.get(arch) {
                 if a.accel != b.accel {
                     why.push(format!("{arch} ran under {} here and {} there", a.accel.qemu_arg(), b.accel.qemu_arg()));
+                } else if a.clock != b.clock {
+                    why.push(format!(
+                        "{arch} guests ran on the {} here and the {} there",
+                        a.clock.label(),
+                        b.clock.label()
+                    ));
                 }
             }
         }

@@ -6,14 +6,14 @@ use crate::failure::{Failure, FailureClass, Result};
 use crate::guest::machine::{self, State, Timeouts};
 use crate::guest::profile::Profile;
 use crate::guest::qemu::{Attach, GuestSpec};
-use crate::host::accel::{self, Accel, AccelChoice, AccelRequest};
+use crate::host::accel::{self, Accel, AccelChoice, AccelRequest, Clock, MachineRequest};
 use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
 use crate::results::{
     CellKey, CellResult, Metric, PlannedBoot, RepResult, RunPlan, RunState, Sample, Shard, ShardOf, Status,
 };
-use crate::workload::{services, GuestOutput, Workload};
+use crate::workload::{services, GuestOutput, Workload, WorkloadClock};
 use crate::{report, rootfs, ui};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use std::time::Duration;
 pub struct Options {
     pub matrix: PathBuf,
     pub results: PathBuf,
-    pub accel: AccelRequest,
+    pub machine: MachineRequest,
     pub repetitions: Option<u32>,
     /// Seed of the run order (default: from the clock); kept in env.json.
     pub seed: Option<u64>,
@@ -34,6 +34,15 @@ pub struct Options {
     pub resume: Option<PathBuf>,
     /// Boot only this share of the plan (`bounce results merge` joins them).
     pub shard: Option<Shard>,
+    /// Guests on the instruction clock to run at once (default: the
+    /// host's cores, one vCPU each).
+    pub jobs: Option<usize>,
+}
+
+impl Options {
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
+    }
 }
 
 pub struct Outcome {
@@ -95,11 +104,6 @@ pub async fn prepare(root: &Path, cache: &Path, m: &Matrix, cells: &[CellKey]) -
     Ok(Prepared { kernels, tools })
 }
 
-/// The kernel command line of one matrix boot.
-pub fn cmdline(kernel: &Kernel, profile: &Profile, swiotlb: &str, workload: &Workload) -> String {
-    crate::guest::cmdline(&kernel.arch, profile, swiotlb, &kernel.cmdline, &workload.cmdline())
-}
-
 /// Guests under TCG on a busy two-core host boot in seconds but can take a
 /// minute when a kernel build runs beside them: generous, not tight.
 pub fn timeouts(accel: Accel, workload: &Workload, boot: Option<u64>) -> Timeouts {
@@ -129,18 +133,16 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
         firmware: None,
         emulated: false,
     };
-    let append = crate::guest::cmdline(&kernel.arch, &profile, "", &[], &["bounce.workload=probe".into()]);
-    let spec = GuestSpec {
-        qemu: kernel.arch.qemu.clone(),
-        profile,
-        accel: Accel::Kvm,
-        kernel: kernel.image(),
-        initrd: initrd.to_path_buf(),
-        append,
-        results_channel: kernel.arch.results_channel.qemu.clone(),
-        attach: Attach::default(),
-        sev: None,
-    };
+    let kvm = AccelChoice { accel: Accel::Kvm, reason: "probe".into(), clock: Default::default() };
+    let spec = GuestSpec::new(
+        kernel,
+        initrd.to_path_buf(),
+        &profile,
+        &kvm,
+        "",
+        &["bounce.workload=probe".into()],
+        Attach::default(),
+    );
     let dir = cache.join("kvm-probe");
     let t = Timeouts { boot: Duration::from_secs(30), run: Duration::from_secs(30) };
     let run = machine::run(&spec, &dir, t, &|_| {}).await?;
@@ -152,7 +154,7 @@ async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
 
 /// One accelerator per guest architecture: KVM can only run the host's own.
 pub async fn choose_accels(
-    request: AccelRequest,
+    request: MachineRequest,
     cache: &Path,
     prepared: &Prepared,
 ) -> Result<BTreeMap<String, AccelChoice>> {
@@ -169,15 +171,18 @@ pub async fn choose_accels(
 }
 
 /// The accelerator for guests of `kernel`'s architecture.
-pub async fn accel_for(request: AccelRequest, cache: &Path, kernel: &Kernel, initrd: &Path) -> Result<AccelChoice> {
+pub async fn accel_for(request: MachineRequest, cache: &Path, kernel: &Kernel, initrd: &Path) -> Result<AccelChoice> {
     let native = kernel.arch.qemu.ends_with(std::env::consts::ARCH);
-    if !native && request != AccelRequest::Kvm {
-        return Ok(AccelChoice {
+    let choice = if !native && request.accel != AccelRequest::Kvm {
+        AccelChoice {
             accel: Accel::Tcg,
             reason: format!("{} guest on a {} host", kernel.arch.name, std::env::consts::ARCH),
-        });
-    }
-    accel::choose(request, cache, &kernel.arch.qemu, || probe_kvm(kernel, initrd, cache)).await
+            clock: Default::default(),
+        }
+    } else {
+        accel::choose(request.accel, cache, &kernel.arch.qemu, || probe_kvm(kernel, initrd, cache)).await?
+    };
+    Ok(choice.with_clock(request.clock))
 }
 
 pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
@@ -228,7 +233,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         ui::line(format!("shard {s}: {} of {whole_plan_boots} boots", schedule.len()));
     }
     let prepared = prepare(root, cache, &m, &cells).await?;
-    let accels = choose_accels(opts.accel, cache, &prepared).await?;
+    let accels = choose_accels(opts.machine, cache, &prepared).await?;
 
     let rev = env::harness_rev(root);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -261,7 +266,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     let schedule: Vec<PlannedBoot> = schedule.into_iter().map(|(cell, rep)| PlannedBoot { cell, rep }).collect();
     let shard = opts.shard.map(|shard| ShardOf { shard, whole_plan_boots });
     let plan = RunPlan { boots: schedule.clone(), state: RunState::Running, shard };
-    boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new()).await
+    boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new(), opts.jobs()).await
 }
 
 /// `--resume RUN`: the boots of RUN's plan that have no record, with the
@@ -296,23 +301,34 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
     }
     ui::line(format!("resume {}: {} of {} planned boots to run", dir.display(), missing.len(), plan.boots.len()));
     let prepared = prepare(root, cache, &m, &cells).await?;
-    let accels = choose_accels(opts.accel, cache, &prepared).await?;
+    let accels = choose_accels(opts.machine, cache, &prepared).await?;
     for (arch, a) in &accels {
-        if let Some(before) = env.accel.get(arch).filter(|b| b.accel != a.accel) {
+        if let Some(before) = env.accel.get(arch).filter(|b| (b.accel, b.clock) != (a.accel, a.clock)) {
             return Err(Failure::input(format!(
-                "{}: started under {:?} for {arch}, now {:?}: its samples would not compare (use --accel)",
+                "{}: started under {} ({}) for {arch}, now {} ({}): its samples would not compare (use --accel and --clock)",
                 dir.display(),
-                before.accel,
-                a.accel
+                before.accel.qemu_arg(),
+                before.clock.label(),
+                a.accel.qemu_arg(),
+                a.clock.label()
             )));
         }
     }
     let results = have.into_iter().map(|c| (c.key.clone(), c)).collect();
-    boot_all(&m, &prepared, &accels, run, RunPlan { state: RunState::Running, ..plan }, missing, results).await
+    boot_all(&m, &prepared, &accels, run, RunPlan { state: RunState::Running, ..plan }, missing, results, opts.jobs())
+        .await
 }
 
 /// Boot `schedule` (a plan's boots, or what is left of them), storing each
 /// cell as it finishes and the plan's state at the start and the end.
+///
+/// Guests on the instruction clock run up to `jobs` at once, in plan
+/// order: each is one vCPU on one host thread, and its timings count its
+/// own instructions, so a neighbour cannot move them (the A and B of a
+/// kernel pair, next to each other in the plan, then share the host's
+/// load exactly). A guest on the host's clock runs alone: a neighbour
+/// would be part of what it measures.
+#[allow(clippy::too_many_arguments)]
 async fn boot_all(
     m: &Matrix,
     prepared: &Prepared,
@@ -321,39 +337,61 @@ async fn boot_all(
     mut plan: RunPlan,
     schedule: Vec<PlannedBoot>,
     mut results: BTreeMap<CellKey, CellResult>,
+    jobs: usize,
 ) -> Result<Outcome> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
     run.write_plan(&plan)?;
     let mut interrupted = None;
     let stop = stop_signal();
     tokio::pin!(stop);
-    for (i, PlannedBoot { cell: key, rep }) in schedule.iter().enumerate() {
-        let label = format!("[{}/{}] {} rep {rep}", i + 1, schedule.len(), key.id());
-        let accel = &accels[&m.profiles[&key.profile].arch];
-        let boot = run_one(m, prepared, accel, &run, key, *rep, &label);
-        let rep_result = tokio::select! {
-            // A guest that could not even be set up is this boot's
-            // infrastructure failure, not the end of the run.
-            r = boot => r.unwrap_or_else(|f| {
-                let (_, rel) = run.guest_dir(&key.id(), *rep);
-                let failed = RepResult {
-                    rep: *rep,
-                    status: Status::Fail,
-                    failure: Some(f),
-                    boot_s: None,
-                    total_s: 0.0,
-                    guest_dir: rel,
-                    log_findings: Vec::new(),
-                };
-                (failed, BTreeMap::new())
-            }),
+    let accel_of = |key: &CellKey| cell_accel(m, accels, key);
+    let mut queue = schedule.iter().enumerate().peekable();
+    let mut running = FuturesUnordered::new();
+    // Whether what runs now may have company.
+    let mut shared = true;
+    loop {
+        while let Some((i, PlannedBoot { cell: key, rep })) = queue.peek().copied() {
+            let alone = accel_of(key).clock == Clock::Host;
+            if !running.is_empty() && (alone || !shared || running.len() >= jobs.max(1)) {
+                break;
+            }
+            queue.next();
+            shared = !alone;
+            let label = format!("[{}/{}] {} rep {rep}", i + 1, schedule.len(), key.id());
+            let run = &run;
+            running.push(async move {
+                let r = run_one(m, prepared, &accel_of(key), run, key, *rep, &label).await;
+                (key, *rep, label, r)
+            });
+        }
+        let (key, rep, label, r) = tokio::select! {
+            done = running.next() => match done {
+                Some(d) => d,
+                None => break,
+            },
             code = &mut stop => {
-                // Dropping the boot future kills its QEMU (process group).
+                // Dropping the boot futures kills their QEMUs (process groups).
                 ui::line("interrupted: stopping; finished cells are saved");
                 interrupted = Some(code);
                 break;
             }
         };
-        let (rep_result, values) = rep_result;
+        // A guest that could not even be set up is this boot's
+        // infrastructure failure, not the end of the run.
+        let (rep_result, values) = r.unwrap_or_else(|f| {
+            let (_, rel) = run.guest_dir(&key.id(), rep);
+            let failed = RepResult {
+                rep,
+                status: Status::Fail,
+                failure: Some(f),
+                boot_s: None,
+                total_s: 0.0,
+                guest_dir: rel,
+                log_findings: Vec::new(),
+            };
+            (failed, BTreeMap::new())
+        });
+        let accel = accel_of(key);
         let (k, _) = prepared.get(m, key);
         let w = &m.workloads[&key.workload];
         let cell = results.entry(key.clone()).or_insert_with(|| CellResult {
@@ -370,11 +408,14 @@ async fn boot_all(
         if rep_result.status == Status::Pass {
             for (name, value) in values {
                 let Some(decl) = w.declaration_for(&name) else { continue };
-                cell.metrics
+                let samples = &mut cell
+                    .metrics
                     .entry(name)
-                    .or_insert_with(|| Metric { decl, samples: Vec::new() })
-                    .samples
-                    .push(Sample { rep: *rep, value });
+                    .or_insert_with(|| Metric { decl: decl.on_clock(accel.clock), samples: Vec::new() })
+                    .samples;
+                // Boots finish out of order when they run side by side.
+                let at = samples.partition_point(|s| s.rep < rep);
+                samples.insert(at, Sample { rep, value });
             }
         }
         let verdict = match &rep_result.failure {
@@ -386,14 +427,29 @@ async fn boot_all(
             rep_result.boot_s.unwrap_or(0.0),
             rep_result.total_s
         ));
-        cell.reps.push(rep_result);
+        let at = cell.reps.partition_point(|r| r.rep < rep);
+        cell.reps.insert(at, rep_result);
         run.write_cell(cell)?;
     }
+    // Whatever still runs dies here, with its QEMU.
+    drop(running);
     plan.state = if interrupted.is_some() { RunState::Interrupted } else { RunState::Complete };
     run.write_plan(&plan)?;
     let cells: Vec<CellResult> = results.into_values().collect();
     let worst = report::status(&cells).1;
     Ok(Outcome { run, cells, worst, interrupted })
+}
+
+/// The accelerator and clock of one cell's guests: its architecture's,
+/// except that a workload that needs its vCPUs at once runs on the host's
+/// clock (the instruction clock runs one vCPU).
+fn cell_accel(m: &Matrix, accels: &BTreeMap<String, AccelChoice>, key: &CellKey) -> AccelChoice {
+    let mut a = accels[&m.profiles[&key.profile].arch].clone();
+    if m.workloads[&key.workload].clock == WorkloadClock::Host && a.clock != Clock::Host {
+        a.clock = Clock::Host;
+        a.reason = format!("{}; host clock: workload {} needs every vCPU at once", a.reason, key.workload);
+    }
+    a
 }
 
 /// One boot of one cell: the rep's record and, when it passed, its values.
@@ -413,22 +469,17 @@ async fn run_one(
     std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let tools = if workload.tools { prepared.tools.get(&kernel.arch.name).cloned() } else { None };
     let services = services::start(&workload.services, &dir).await?;
-    let mut append = cmdline(kernel, profile, m.spec.swiotlb[&key.swiotlb].args(), workload);
-    for w in &services.cmdline {
-        append.push(' ');
-        append.push_str(w);
-    }
-    let spec = GuestSpec {
-        qemu: kernel.arch.qemu.clone(),
-        profile: profile.clone(),
-        accel: accel.accel,
-        kernel: kernel.image(),
-        initrd: initrd.clone(),
-        append,
-        results_channel: kernel.arch.results_channel.qemu.clone(),
-        attach: workload.attach(&dir, tools)?,
-        sev: profile.confidential.and_then(|_| crate::host::sev::host().as_ref().ok().copied()),
-    };
+    let mut extra = workload.cmdline();
+    extra.extend(services.cmdline.iter().cloned());
+    let spec = GuestSpec::new(
+        kernel,
+        initrd.clone(),
+        profile,
+        accel,
+        m.spec.swiotlb[&key.swiotlb].args(),
+        &extra,
+        workload.attach(&dir, tools)?,
+    );
     let spinner = ui::spinner();
     let on_state = |s: State| spinner.set_message(format!("{label}: {s}"));
     let g = machine::run(&spec, &dir, timeouts(accel.accel, workload, m.spec.boot_timeout_s), &on_state).await;

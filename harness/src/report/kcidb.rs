@@ -75,7 +75,7 @@ pub fn render(r: &RunReport) -> Result<String> {
                      "fragments": k.fragments},
         }));
     }
-    let accel: Vec<String> = r.env.accel.iter().map(|(a, c)| format!("{a} {}", c.accel.qemu_arg())).collect();
+    let accel: Vec<String> = r.env.accel.iter().map(|(a, c)| format!("{a} {}", c.short())).collect();
     let host = format!("{}, {} cores; accel {}", r.env.host.cpu_model, r.env.host.cores, accel.join(", "));
     let mut tests = Vec::new();
     let mut issues = Vec::new();

@@ -11,6 +11,7 @@ pub mod text;
 
 use crate::failure::{FailureClass, Result};
 use crate::host::accel::Accel;
+use crate::host::accel::Clock;
 use crate::host::env::RunEnv;
 use crate::kernel::cache::{BuildMeta, Listed};
 use crate::matrix::Matrix;
@@ -348,7 +349,13 @@ fn header(run: &RunDir, env: &RunEnv) -> String {
         qemu.join(", "),
     );
     for (arch, a) in &env.accel {
-        h.push_str(&format!("accel {arch}: {} ({})\n", a.accel.qemu_arg(), a.reason));
+        h.push_str(&format!("accel {arch}: {} ({})\n", a.short(), a.reason));
+        if let Clock::Instructions(_) = a.clock {
+            h.push_str(&format!(
+                "  {arch} guests ran on the {}: their timings count guest instructions, repeatable whatever the host did, not seconds of real hardware\n",
+                a.clock.label()
+            ));
+        }
     }
     for s in &env.shards {
         h.push_str(&format!("shard {}: run {}\n", s.shard, s.run));

@@ -44,7 +44,7 @@ pub fn head(run: &str, env: &RunEnv) -> Vec<String> {
     }
     let qemu: Vec<String> = env.qemu.values().map(|v| v.replace("emulator version ", "")).collect();
     out.push(cut(format!("host: {}, {} cores; {}", env.host.cpu_model, env.host.cores, qemu.join(", "))));
-    let accel: Vec<String> = env.accel.iter().map(|(arch, a)| format!("{arch} {}", a.accel.qemu_arg())).collect();
+    let accel: Vec<String> = env.accel.iter().map(|(arch, a)| format!("{arch} {}", a.short())).collect();
     out.push(cut(format!("accel: {}", accel.join(", "))));
     out
 }

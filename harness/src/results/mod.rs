@@ -6,7 +6,7 @@ pub mod merge;
 pub mod store;
 
 use crate::failure::{Failure, FailureClass};
-use crate::host::accel::AccelChoice;
+use crate::host::accel::{AccelChoice, Clock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +38,12 @@ pub struct MetricDecl {
     /// Never set it on a timing or a throughput.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
+    /// A guest's timing of CPU work alone (no device or host peer inside
+    /// the timed span, e.g. one dma_map_single). On the instruction clock
+    /// it counts instructions and repeats exactly between identical boots,
+    /// so samples taken there are deterministic (see `on_clock`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
     /// The smallest relative change (percent) worth failing a gate on,
     /// whatever calibration says: TCG guests on a shared host drift by a
     /// few percent between runs. Default: `DEFAULT_FLOOR_PCT`.
@@ -54,6 +60,14 @@ impl MetricDecl {
     }
     pub fn floor_pct(&self) -> f64 {
         self.floor_pct.unwrap_or(DEFAULT_FLOOR_PCT)
+    }
+
+    /// The declaration that goes with samples measured on `clock`: a
+    /// counted timing is deterministic on the instruction clock.
+    pub fn on_clock(&self, clock: Clock) -> MetricDecl {
+        let mut d = self.clone();
+        d.deterministic |= self.counted && matches!(clock, Clock::Instructions(_));
+        d
     }
 }
 
@@ -345,6 +359,7 @@ pub mod testing {
                     description: String::new(),
                     gate: *gate,
                     deterministic: false,
+                    counted: false,
                     floor_pct: None,
                 };
                 let samples = v.iter().enumerate().map(|(i, x)| Sample { rep: i as u32, value: *x }).collect();
@@ -361,7 +376,7 @@ pub mod testing {
             kernel_build: "k".into(),
             swiotlb_dynamic: true,
             swiotlb_cmdline: String::new(),
-            accel: AccelChoice { accel: Accel::Tcg, reason: "test".into() },
+            accel: AccelChoice { accel: Accel::Tcg, reason: "test".into(), clock: Default::default() },
             emulated: true,
             reps: Vec::new(),
             metrics,

@@ -280,6 +280,7 @@ mod tests {
             description: String::new(),
             gate: true,
             deterministic: false,
+            counted: false,
             floor_pct: None,
         }
     }

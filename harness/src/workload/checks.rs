@@ -133,7 +133,7 @@ mod tests {
     use std::path::Path;
 
     fn workload() -> Workload {
-        Workload::load(&crate::paths::project_root(), "dmabench").unwrap()
+        Workload::load(&crate::paths::project_root(), "growth").unwrap()
     }
 
     fn judge_on(t: &Transcript, w: &Workload, dynamic: bool) -> (Option<Failure>, Vec<Finding>) {
@@ -219,7 +219,7 @@ mod tests {
             ("dmesg-x86-storage-clean.txt", "storage", true),
             ("dmesg-arm64-network-clean.txt", "network", true),
             ("dmesg-x86-oom-probe.txt", "memory", true),
-            ("dmesg-x86-fixed-pool-full.txt", "dmabench", false),
+            ("dmesg-x86-fixed-pool-full.txt", "growth", false),
         ] {
             let found = scan_log(&fixture(file), &load(workload), dynamic);
             let unexpected: Vec<&Finding> = found.iter().filter(|f| f.expected_because.is_none()).collect();
@@ -232,7 +232,7 @@ mod tests {
         let oom = scan_log(&fixture("dmesg-x86-oom-probe.txt"), &load("storage"), true);
         assert!(oom.iter().any(|f| f.rule == "oom-kill" && f.expected_because.is_none()));
         // A full pool is what a fixed kernel does; a dynamic one must grow.
-        let full = scan_log(&fixture("dmesg-x86-fixed-pool-full.txt"), &load("dmabench"), true);
+        let full = scan_log(&fixture("dmesg-x86-fixed-pool-full.txt"), &load("growth"), true);
         assert!(full.iter().any(|f| f.rule == "swiotlb-full" && f.expected_because.is_none()));
     }
 

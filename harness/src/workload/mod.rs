@@ -33,7 +33,12 @@ pub struct Workload {
     /// Which parser and checks read its output (default: its own name); a
     /// variant of a workload (a test's corrupting storage run) reuses them.
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<Kind>,
+    /// `host` when the workload's point needs its guest's vCPUs running at
+    /// once, which the instruction clock (one vCPU) cannot give: its
+    /// guests run on the host's clock.
+    #[serde(default)]
+    pub clock: WorkloadClock,
     /// Seconds the guest may take after reaching init, under TCG on a busy
     /// two-core host.
     pub timeout_s: u64,
@@ -65,6 +70,44 @@ pub struct Workload {
     pub expected_log: Vec<ExpectedLog>,
     /// `name` or `family.*` (any one word in place of the star).
     pub metrics: BTreeMap<String, MetricDecl>,
+}
+
+/// What reads a workload's output: each kind has one parser and one set of
+/// checks, chosen here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Memory,
+    Dmabench,
+    Growth,
+    Storage,
+    Network,
+    Drm,
+}
+
+impl Kind {
+    const ALL: [(&'static str, Kind); 6] = [
+        ("memory", Kind::Memory),
+        ("dmabench", Kind::Dmabench),
+        ("growth", Kind::Growth),
+        ("storage", Kind::Storage),
+        ("network", Kind::Network),
+        ("drm", Kind::Drm),
+    ];
+
+    fn named(name: &str) -> Option<Kind> {
+        Kind::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadClock {
+    /// Whatever the run's clock is (the instruction clock under TCG).
+    #[default]
+    Any,
+    /// Always the host's clock, with the profile's vCPUs.
+    Host,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +172,15 @@ impl Workload {
         let (mut w, file): (Workload, _) = crate::yaml::load_named(&root.join("workloads"), "workload", name)?;
         w.name = name.to_string();
         w.file = file;
+        if w.kind.is_none() {
+            w.kind = Some(Kind::named(name).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}: no parser reads a workload named `{name}`: add `kind:` (one of {})",
+                    w.file.display(),
+                    Kind::ALL.map(|(n, _)| n).join(", ")
+                ))
+            })?);
+        }
         if !root.join("workloads").join(&w.guest).exists() {
             return Err(Failure::input(format!(
                 "{}: guest program `{}` not found in workloads/",
@@ -236,28 +288,29 @@ impl Workload {
     fn parse(&self, out: &GuestOutput) -> Result<BTreeMap<String, f64>> {
         let t = out.transcript;
         let mut m = match self.kind() {
-            "memory" => parse::memory(t)?,
-            "dmabench" => parse::dmabench(t)?,
-            "storage" => fio::metrics(t)?,
-            "network" => net::metrics(t, out.services)?,
-            "drm" => drm::metrics(t)?,
-            _ => BTreeMap::new(),
+            Kind::Memory => parse::memory(t)?,
+            Kind::Dmabench => parse::dmabench(t)?,
+            Kind::Growth => parse::growth(t)?,
+            Kind::Storage => fio::metrics(t)?,
+            Kind::Network => net::metrics(t, out.services)?,
+            Kind::Drm => drm::metrics(t)?,
         };
         m.extend(parse::common(t));
         Ok(m)
     }
 
-    fn kind(&self) -> &str {
-        self.kind.as_deref().unwrap_or(&self.name)
+    fn kind(&self) -> Kind {
+        // Set by `load` from the name when the file gives none.
+        self.kind.unwrap_or(Kind::Memory)
     }
 
     /// The workload's own correctness: data that came back wrong.
     fn check(&self, out: &GuestOutput) -> Result<()> {
         match self.kind() {
-            "storage" => fio::check(out.transcript),
-            "network" => net::check(out.transcript, out.services),
-            "drm" => drm::check(out.transcript, out.dir),
-            _ => Ok(()),
+            Kind::Storage => fio::check(out.transcript),
+            Kind::Network => net::check(out.transcript, out.services),
+            Kind::Drm => drm::check(out.transcript, out.dir),
+            Kind::Memory | Kind::Dmabench | Kind::Growth => Ok(()),
         }
     }
 
@@ -301,5 +354,26 @@ mod tests {
         assert!(w.declaration("nope").is_none());
         let e = w.with_params(&BTreeMap::from([("secnds".to_string(), serde_yaml::Value::from(1))])).unwrap_err();
         assert!(e.message.contains("no parameter `secnds`"), "{}", e.message);
+        assert_eq!(Workload::load(&root, "growth").unwrap().clock, WorkloadClock::Host);
+        assert_eq!(w.clock, WorkloadClock::Any);
+    }
+
+    #[test]
+    fn a_workload_no_parser_reads_fails_when_it_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::paths::project_root();
+        std::fs::create_dir_all(dir.path().join("workloads/common")).unwrap();
+        std::fs::copy(root.join("workloads/common/metrics.yaml"), dir.path().join("workloads/common/metrics.yaml"))
+            .unwrap();
+        std::fs::write(dir.path().join("workloads/fio.sh"), "").unwrap();
+        let yaml = "description: d\nguest: fio.sh\ntimeout_s: 1\nmetrics: {}\n";
+        std::fs::write(dir.path().join("workloads/fio.yaml"), yaml).unwrap();
+        let e = Workload::load(dir.path(), "fio").unwrap_err();
+        assert!(e.message.contains("no parser reads a workload named `fio`: add `kind:`"), "{}", e.message);
+        std::fs::write(dir.path().join("workloads/fio.yaml"), format!("kind: storage\n{yaml}")).unwrap();
+        assert_eq!(Workload::load(dir.path(), "fio").unwrap().kind(), Kind::Storage);
+        std::fs::write(dir.path().join("workloads/fio.yaml"), format!("kind: fio\n{yaml}")).unwrap();
+        let e = Workload::load(dir.path(), "fio").unwrap_err();
+        assert!(e.message.contains("unknown variant `fio`"), "{}", e.message);
     }
 }

@@ -87,6 +87,15 @@ find_pci() {
 	return 1
 }
 
+# Bind dma_map_benchmark to QEMU's edu device (1234:11e8), a PCI function
+# no driver claims; fails with the reason on fd 3.
+bind_map_benchmark() {
+	bdf=$(find_pci 0x1234 0x11e8) || { echo "no edu device (1234:11e8) in this guest" >&3; return 1; }
+	echo dma_map_benchmark > "/sys/bus/pci/devices/$bdf/driver_override"
+	echo "$bdf" > /sys/bus/pci/drivers_probe
+	[ -e /sys/kernel/debug/dma_map_benchmark ] || { echo "dma_map_benchmark did not bind to $bdf" >&3; return 1; }
+}
+
 # Bounce evidence: every swiotlb_map() fires swiotlb:swiotlb_bounced. The
 # trace buffer is made large enough for a workload's worth of events and
 # its overruns are reported, so a lost event never goes unnoticed.
