@@ -26,7 +26,8 @@ fn dry_run_lists_the_default_matrix() {
     assert!(out.contains("6.12-dynamic.sev-emulated.memory.1mib  (kernel 6.12-dynamic, profile sev-emulated [emulated], workload memory, swiotlb 1mib: swiotlb=512,1,force)"), "{out}");
     assert!(out.contains("swiotlb default: swiotlb=62976,force)"), "{out}");
     // The small pools exist only where they say something.
-    assert!(out.contains("6.12-dynamic.dma32.dmabench.256k") && !out.contains("memory.256k"), "{out}");
+    assert!(out.contains("6.12-dynamic.dma32.growth.256k") && !out.contains("memory.256k"), "{out}");
+    assert!(!out.contains("dmabench.256k") && !out.contains("growth.default"), "{out}");
     assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib"), "{out}");
     // Growth under real I/O: a 256 KiB pool under storage and network,
     // where every DMA bounces, and nowhere else.

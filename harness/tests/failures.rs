@@ -21,11 +21,11 @@ fn project_with_bad_parts() -> tempfile::TempDir {
     let w = dir.path().join("workloads");
     let write = |name: &str, text: &str| std::fs::write(w.join(name), text).unwrap();
     write("hang.sh", "workload_main() {\n\techo hanging >&3\n\twhile :; do sleep 1; done\n}\n");
-    write("hang.yaml", "description: never finishes\nguest: hang.sh\ntimeout_s: 8\nmetrics: {}\n");
+    write("hang.yaml", "description: never finishes\nguest: hang.sh\nkind: common\ntimeout_s: 8\nmetrics: {}\n");
     // The same guest with room to be interrupted long before its timeout.
-    write("stall.yaml", "description: never finishes\nguest: hang.sh\ntimeout_s: 600\nmetrics: {}\n");
+    write("stall.yaml", "description: never finishes\nguest: hang.sh\nkind: common\ntimeout_s: 600\nmetrics: {}\n");
     write("panic.sh", "workload_main() {\n\techo 1 > /proc/sys/kernel/sysrq\n\techo c > /proc/sysrq-trigger\n}\n");
-    write("panic.yaml", "description: crashes the kernel\nguest: panic.sh\ntimeout_s: 60\nmetrics: {}\n");
+    write("panic.yaml", "description: crashes the kernel\nguest: panic.sh\nkind: common\ntimeout_s: 60\nmetrics: {}\n");
     write(
         "corrupt.sh",
         r#"workload_main() {

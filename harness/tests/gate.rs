@@ -8,7 +8,7 @@ use common::*;
 use std::path::Path;
 
 /// dma_map_benchmark cut to its headline latency run (and the shortest
-/// sweep and growth runs), on the forced-bouncing x86 guest.
+/// sweep), on the forced-bouncing x86 guest.
 fn dmabench_matrix(reps: u32, series: &[&str]) -> String {
     let series = if series.is_empty() {
         String::new()
@@ -26,7 +26,7 @@ kernels: [6.12-dynamic]
 {series}profiles: [sev-emulated]
 workloads: [dmabench]
 params:
-  dmabench: {{seconds: 1, latency_runs: 5, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}}
+  dmabench: {{sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to]}}
 swiotlb:
   default: ""
 "#
@@ -44,20 +44,20 @@ fn bounce_in(project: &Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, String,
     (o.status.code(), out, err)
 }
 
-/// A bounce path 3 us slower per copy (about 2x; above the MDE of
-/// this TCG host, see `bounce calibrate`): the gate names map_us and
-/// unmap_us, on the patched kernel only, and exits 7. The unpatched
-/// kernel in the same run, judged against a baseline saved from an
-/// earlier run, raises nothing (an A/A across runs).
+/// A bounce path 3 us slower per copy (+25 % of a one-page mapping on the
+/// instruction clock): the gate names map_us and unmap_us, on the patched
+/// kernel only, and exits 7. The unpatched kernel in the same run, judged
+/// against a baseline saved from an earlier run, raises nothing (an A/A
+/// across runs).
 #[test]
 fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
     let _lock = heavy_lock();
     build_x86_64_first("6.12-dynamic", None);
     let project = project_copy();
-    // The gate as a nightly runs it: with this host's calibration. Judged
-    // by their own spread alone, sev-emulated map_us boots of one kernel in
-    // two runs minutes apart differed by +24 % (the calibrated boot-to-boot
-    // noise is 27 %), and the unpatched kernel "regressed".
+    // The gate as a nightly runs it: with this host's calibration. (On the
+    // host's clock, judged by their own spread alone, sev-emulated map_us
+    // boots of one kernel in two runs minutes apart differed by +24 %, and
+    // the unpatched kernel "regressed".)
     let noise = bounce::stats::noise::FILE;
     std::fs::create_dir_all(project.path().join(noise).parent().unwrap()).unwrap();
     std::fs::copy(root().join(noise), project.path().join(noise)).unwrap();

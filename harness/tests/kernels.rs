@@ -59,9 +59,9 @@ kernels: [6.12-dynamic]
 series:
   - {{path: {}, per_patch: true}}
 profiles: [dma32]
-workloads: [dmabench]
+workloads: [growth]
 params:
-  dmabench: {{seconds: 1, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}}
+  growth: {{seconds: 1}}
 swiotlb:
   256k: "swiotlb=128,1"
 "#,
@@ -69,7 +69,7 @@ swiotlb:
     ));
     assert_eq!(r.code, Some(0), "{}\n{}", r.out, r.err);
     r.assert_all_passed();
-    let dmesg = |k: &str| r.guest_file(&format!("{k}.dma32.dmabench.256k"), "channel.log");
+    let dmesg = |k: &str| r.guest_file(&format!("{k}.dma32.growth.256k"), "channel.log");
     let (b, one, all) = (dmesg("6.12-dynamic"), dmesg("6.12-dynamic+swiotlb-log@1"), dmesg("6.12-dynamic+swiotlb-log"));
     assert!(!b.contains("software IO TLB: default pool:"));
     assert!(one.contains("software IO TLB: default pool: 128 slabs in 1 areas"), "{one}");

@@ -23,7 +23,7 @@ series:
 profiles: [sev-emulated]
 workloads: [dmabench]
 params:
-  dmabench: {{seconds: 1, latency_runs: 3, sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to], sweep_seconds: 1, growth_seconds: 1}}
+  dmabench: {{sweep_threads: [1], sweep_granules: [1], sweep_dirs: [to]}}
 swiotlb:
   default: ""
 "#,

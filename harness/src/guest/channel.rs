@@ -5,9 +5,9 @@
 //!
 //! ```text
 //! @@bounce ready WORKLOAD
-//! @@bounce begin NAME
+//! @@bounce begin NAME t=UPTIME
 //! ...raw lines...
-//! @@bounce end NAME rc=N
+//! @@bounce end NAME rc=N t=UPTIME
 //! @@bounce request KIND ARG      (the guest waits for "ack ARG ..." on the same UART)
 //! @@bounce done rc=N
 //! ```
@@ -15,18 +15,24 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Section {
     pub lines: Vec<String>,
     pub rc: Option<i32>,
+    /// The guest's uptime (seconds, its own clock) at the section's begin
+    /// and end, where the guest said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub began_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_s: Option<f64>,
 }
 
 /// What one line of the channel means to the guest's state machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
     Ready(String),
-    Begin(String),
-    End(String, i32),
+    Begin(String, Option<f64>),
+    End(String, i32, Option<f64>),
     /// The guest asks the harness to do something (a QMP screendump) and
     /// waits for the answer on the UART.
     Request(String, String),
@@ -39,12 +45,16 @@ pub fn classify(line: &str) -> Signal {
     let Some(rest) = line.strip_prefix("@@bounce ") else {
         return Signal::Line(line.to_string());
     };
-    let mut w = rest.split_whitespace();
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let mut w = words.iter().copied();
     let rc = |s: Option<&str>| s.and_then(|s| s.strip_prefix("rc=")).and_then(|n| n.parse().ok());
+    // Finite and non-negative only: a guest's word is not trusted.
+    let uptime =
+        || words.iter().find_map(|x| x.strip_prefix("t=")?.parse::<f64>().ok()).filter(|t| t.is_finite() && *t >= 0.0);
     match (w.next(), w.next(), w.next()) {
         (Some("ready"), Some(name), _) => Signal::Ready(name.to_string()),
-        (Some("begin"), Some(name), _) => Signal::Begin(name.to_string()),
-        (Some("end"), Some(name), r) => Signal::End(name.to_string(), rc(r).unwrap_or(-1)),
+        (Some("begin"), Some(name), _) => Signal::Begin(name.to_string(), uptime()),
+        (Some("end"), Some(name), r) => Signal::End(name.to_string(), rc(r).unwrap_or(-1), uptime()),
         (Some("done"), r, _) => Signal::Done(rc(r).unwrap_or(-1)),
         (Some("request"), Some(kind), Some(arg)) => Signal::Request(kind.to_string(), arg.to_string()),
         _ => Signal::Line(line.to_string()),
@@ -69,14 +79,15 @@ impl Transcript {
         let sig = classify(line);
         match &sig {
             Signal::Ready(w) => self.ready = Some(w.clone()),
-            Signal::Begin(name) => {
-                self.sections.insert(name.clone(), Section { lines: Vec::new(), rc: None });
+            Signal::Begin(name, t) => {
+                self.sections.insert(name.clone(), Section { lines: Vec::new(), rc: None, began_s: *t, ended_s: None });
                 self.order.push(name.clone());
                 self.open = Some(name.clone());
             }
-            Signal::End(name, rc) => {
+            Signal::End(name, rc, t) => {
                 if let Some(s) = self.sections.get_mut(name) {
                     s.rc = Some(*rc);
+                    s.ended_s = *t;
                 }
                 self.open = None;
             }
@@ -136,6 +147,18 @@ mod tests {
         assert_eq!(t.section("x").unwrap().rc, Some(3));
         assert!(t.section("stray").is_none());
         assert_eq!(t.failed_step(), Some(("x", "(no output)")));
+    }
+
+    #[test]
+    fn markers_carry_the_guest_s_uptime_when_it_is_a_time() {
+        let t = Transcript::parse(
+            "@@bounce begin a t=1.50\n@@bounce end a rc=0 t=4.25\n@@bounce begin b t=nan\n@@bounce end b rc=1 t=-3\n@@bounce begin c\n@@bounce end c rc=0\n",
+        );
+        let a = t.section("a").unwrap();
+        assert_eq!((a.rc, a.began_s, a.ended_s), (Some(0), Some(1.5), Some(4.25)));
+        let b = t.section("b").unwrap();
+        assert_eq!((b.rc, b.began_s, b.ended_s), (Some(1), None, None));
+        assert_eq!(t.section("c").unwrap().began_s, None);
     }
 
     #[test]

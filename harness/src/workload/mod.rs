@@ -83,16 +83,20 @@ pub enum Kind {
     Storage,
     Network,
     Drm,
+    /// No parser of its own: only what every workload reports (the swiotlb
+    /// counters, the bounce evidence) and the common checks.
+    Common,
 }
 
 impl Kind {
-    const ALL: [(&'static str, Kind); 6] = [
+    const ALL: [(&'static str, Kind); 7] = [
         ("memory", Kind::Memory),
         ("dmabench", Kind::Dmabench),
         ("growth", Kind::Growth),
         ("storage", Kind::Storage),
         ("network", Kind::Network),
         ("drm", Kind::Drm),
+        ("common", Kind::Common),
     ];
 
     fn named(name: &str) -> Option<Kind> {
@@ -294,6 +298,7 @@ impl Workload {
             Kind::Storage => fio::metrics(t)?,
             Kind::Network => net::metrics(t, out.services)?,
             Kind::Drm => drm::metrics(t)?,
+            Kind::Common => BTreeMap::new(),
         };
         m.extend(parse::common(t));
         Ok(m)
@@ -310,7 +315,7 @@ impl Workload {
             Kind::Storage => fio::check(out.transcript),
             Kind::Network => net::check(out.transcript, out.services),
             Kind::Drm => drm::check(out.transcript, out.dir),
-            Kind::Memory | Kind::Dmabench | Kind::Growth => Ok(()),
+            Kind::Memory | Kind::Dmabench | Kind::Growth | Kind::Common => Ok(()),
         }
     }
 

@@ -3,13 +3,17 @@
 # stays dumb: it prints what it saw, every parser lives on the host.
 
 # section NAME CMD...: run CMD with its output framed as section NAME.
+# Both markers carry the guest's uptime (t=SECONDS, read without a fork):
+# where a boot's time goes, section by section, in the guest's own clock.
 section() {
 	name=$1
 	shift
-	echo "@@bounce begin $name" >&3
+	read -r up _ < /proc/uptime
+	echo "@@bounce begin $name t=$up" >&3
 	"$@" >&3 2>&1
 	src=$?
-	echo "@@bounce end $name rc=$src" >&3
+	read -r up _ < /proc/uptime
+	echo "@@bounce end $name rc=$src t=$up" >&3
 	return $src
 }
 
@@ -116,15 +120,7 @@ bounce_trace_report() {
 	[ -d $T/events/swiotlb/swiotlb_bounced ] || { echo "no swiotlb tracepoint"; return 0; }
 	echo 0 > $T/tracing_on
 	echo 0 > $T/events/swiotlb/swiotlb_bounced/enable
-	awk '/swiotlb_bounced:/ {
-		dev = ""; size = 0
-		for (i = 1; i <= NF; i++) {
-			if ($i == "dev_name:") dev = $(i + 1)
-			if ($i ~ /^size=/) { split($i, a, "="); size = a[2] }
-		}
-		n[dev]++; s[dev] += size
-	}
-	END { for (d in n) print "device", d, n[d], s[d] }' $T/trace
+	bounce-tally < $T/trace
 	lost=0
 	for f in $T/per_cpu/cpu*/stats; do
 		o=$(awk '/^overrun:/ {print $2}' "$f")
