@@ -1,6 +1,14 @@
 //! Measurements of the harness itself, reported as ratios measured in one
 //! run (never asserted in tests: timings belong here).
 //!
+//! `bounce bench boot`: one cell's boot through the harness against the
+//! same guest's bare QEMU command (its reproducer), in alternating pairs:
+//! what the harness adds to a boot. `bounce bench matrix RUN`: a run's
+//! wall time against the best its boots allow (each boot's own time, side
+//! by side where they may share the host). `bounce bench vng`: the time to
+//! run a trivial command in a fresh guest, bounce against virtme-ng, on
+//! one kernel.
+//!
 //! `bounce bench build`: for each architecture, the cold build time of a
 //! variant (measured when its cache entry was built from an empty build
 //! directory), the time to find it again when nothing changed (the "no-op
@@ -8,9 +16,13 @@
 //! kernel/dma/swiotlb.c, which must reuse the warm build directory.
 
 use crate::failure::{Classify, Failure, Result};
+use crate::host::accel::{Clock, MachineRequest};
 use crate::kernel::series::{PatchableTree, Series, SeriesSource};
 use crate::kernel::variant::Variant;
 use crate::kernel::{self, cache};
+use crate::matrix::{run, Matrix};
+use crate::results::store::RunDir;
+use crate::results::{CellKey, Status};
 use comfy_table::{presets, Table};
 use std::path::Path;
 use std::time::Instant;
@@ -78,6 +90,145 @@ pub async fn build(root: &Path, cache_dir: &Path, variant: &str, arches: &[Strin
     crate::outln!(
         "kernel builds of {variant} on this machine ({} cores)\n{t}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    Ok(0)
+}
+
+/// `bounce bench boot`: `pairs` alternating pairs of one cell's boot, by
+/// the harness (services, QMP, channels, judging) and by its reproducer
+/// command alone (the same QEMU arguments, console and results to files).
+pub async fn boot(
+    root: &Path,
+    cache: &Path,
+    matrix: &Path,
+    cell: Option<&str>,
+    pairs: usize,
+    machine: MachineRequest,
+) -> Result<i32> {
+    let m = Matrix::load(root, matrix)?;
+    let (cells, _) = m.expand();
+    let key: CellKey = match cell {
+        Some(id) => cells.iter().find(|c| c.id() == id).cloned().ok_or_else(|| {
+            Failure::input(format!("{}: no runnable cell `{id}` (see `bounce matrix --dry-run`)", matrix.display()))
+        })?,
+        // A storage boot: disk, tools and the harness's parsing, no host peer.
+        None => {
+            let plain = |c: &&CellKey| m.workloads[&c.workload].services.is_empty() && m.expected_failure(c).is_none();
+            cells
+                .iter()
+                .filter(plain)
+                .find(|c| c.workload == "storage" && c.swiotlb == "default")
+                .or_else(|| cells.iter().find(plain))
+        }
+        .cloned()
+        .ok_or_else(|| Failure::input(format!("{}: no cell without host services", matrix.display())))?,
+    };
+    if !m.workloads[&key.workload].services.is_empty() {
+        return Err(Failure::input(format!(
+            "{}: its workload needs host services, which a bare QEMU command does not start: pick another cell",
+            key.id()
+        )));
+    }
+    let prepared = run::prepare(root, cache, &m, std::slice::from_ref(&key)).await?;
+    let accels = run::choose_accels(machine, cache, &prepared).await?;
+    let accel = run::cell_accel(&m, &accels, &key);
+    let tmp = tempfile::tempdir().infra(|| "cannot create a temporary directory".into())?;
+    let rundir = RunDir::create(tmp.path(), "bench")?;
+    let (mut harness, mut bare) = (Vec::new(), Vec::new());
+    for i in 0..pairs.max(1) {
+        // Alternate who goes first: neither side always meets a cold or a
+        // warm host.
+        for harness_side in [i % 2 == 0, i % 2 == 1] {
+            let t0 = Instant::now();
+            if harness_side {
+                let (rep, _) = run::run_one(&m, &prepared, &accel, &rundir, &key, i as u32, "bench").await?;
+                if rep.status != Status::Pass {
+                    return Err(Failure::infra(format!("{} failed under the harness: {:?}", key.id(), rep.failure)));
+                }
+                harness.push(t0.elapsed().as_secs_f64());
+            } else {
+                let dir = tmp.path().join(format!("bare-{i}"));
+                std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
+                let spec = run::guest_spec(&m, &prepared, &accel, &key, &dir, &[])?;
+                let results = dir.join("results.txt");
+                let console = std::fs::File::create(dir.join("console.log")).infra(|| "console.log".into())?;
+                let mut qemu = tokio::process::Command::new(&spec.qemu);
+                crate::host::cmd::dies_with_harness(&mut qemu);
+                let status = qemu
+                    .args(spec.terminal_args(&results.display().to_string()))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(console.try_clone().infra(|| "console.log".into())?)
+                    .stderr(console)
+                    .process_group(0)
+                    .status()
+                    .await
+                    .infra(|| format!("cannot start {}", spec.qemu))?;
+                let said = std::fs::read_to_string(&results).unwrap_or_default();
+                if !status.success() || !said.contains("@@bounce done rc=0") {
+                    return Err(Failure::infra(format!(
+                        "the bare command of {} did not finish its workload ({status}; see {})",
+                        key.id(),
+                        dir.display()
+                    )));
+                }
+                bare.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let ratios: Vec<f64> = harness.iter().zip(&bare).map(|(h, b)| h / b).collect();
+    let med = |v: &[f64]| crate::stats::median(v).unwrap_or(f64::NAN);
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["pair", "harness (s)", "bare QEMU (s)", "ratio"]);
+    for (i, ((h, b), r)) in harness.iter().zip(&bare).zip(&ratios).enumerate() {
+        t.add_row(vec![(i + 1).to_string(), format!("{h:.2}"), format!("{b:.2}"), format!("{r:.3}")]);
+    }
+    let (lo, hi) = ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), r| (a.min(*r), b.max(*r)));
+    let r = med(&ratios);
+    crate::outln!(
+        "one boot of {} ({}), harness vs its bare QEMU command\n{t}\nmedian ratio {r:.3} (range {lo:.3}-{hi:.3}): target <= 1.03 {}",
+        key.id(),
+        accel.short(),
+        if r <= 1.03 { "met" } else { "MISSED" }
+    );
+    Ok(0)
+}
+
+/// `bounce bench matrix RUN`: the run's wall time against the best its
+/// boots allow: getting ready, then every boot that must run alone one
+/// after another, the rest `jobs` at a time.
+pub fn matrix(run: &Path) -> Result<i32> {
+    let dir = RunDir::open(run)?;
+    let plan = dir.read_plan()?;
+    let timing = plan.timing.ok_or_else(|| {
+        Failure::input(format!(
+            "{}: its plan has no timing (a run from before it was kept, or one still running)",
+            run.display()
+        ))
+    })?;
+    let (mut alone, mut shared, mut boots) = (0.0, 0.0, 0usize);
+    for c in dir.read_cells()? {
+        for r in &c.reps {
+            boots += 1;
+            if c.accel.clock == Clock::Host {
+                alone += r.total_s;
+            } else {
+                shared += r.total_s;
+            }
+        }
+    }
+    let best = alone + shared / timing.jobs.max(1) as f64;
+    let wall = timing.prepare_s + timing.boots_s;
+    let ratio = wall / (timing.prepare_s + best);
+    crate::outln!(
+        "{}: {boots} boots, {jobs} at a time on the instruction clock\n  wall {wall:.0} s = getting ready {:.1} s + booting {:.0} s\n  boots' own times: {shared:.0} s side by side, {alone:.0} s alone: best {best:.0} s\n  wall / (ready + best) = {ratio:.3}: target <= 1.05 {}\n  (sum of every boot's time {:.0} s: {:.2} boots ran at once on average)",
+        run.display(),
+        timing.prepare_s,
+        timing.boots_s,
+        if ratio <= 1.05 { "met" } else { "MISSED" },
+        alone + shared,
+        (alone + shared) / timing.boots_s.max(1e-9),
+        jobs = timing.jobs,
     );
     Ok(0)
 }

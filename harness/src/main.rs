@@ -251,6 +251,21 @@ enum BenchCommand {
         #[arg(long)]
         arch: Vec<String>,
     },
+    /// One cell's boot through the harness against its bare QEMU command,
+    /// in alternating pairs (default: a storage cell of matrix.yaml).
+    Boot {
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// KERNEL.PROFILE.WORKLOAD.SWIOTLB
+        #[arg(long)]
+        cell: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+        #[command(flatten)]
+        machine: MachineRequest,
+    },
+    /// A run's wall time against the best its boots allow.
+    Matrix { run: PathBuf },
 }
 
 fn main() {
@@ -497,6 +512,11 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Bench { command: BenchCommand::Build { variant, arch } } => {
             bounce::bench::build(&root, &cache, &variant, &arch).await
         }
+        Command::Bench { command: BenchCommand::Boot { matrix, cell, pairs, machine } } => {
+            let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
+            bounce::bench::boot(&root, &cache, &matrix, cell.as_deref(), pairs, machine).await
+        }
+        Command::Bench { command: BenchCommand::Matrix { run } } => bounce::bench::matrix(&run),
         Command::Schema { out } => {
             let dir = out.unwrap_or_else(|| root.join("results/schema"));
             for (name, schema) in bounce::results::store::schemas() {

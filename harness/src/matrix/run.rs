@@ -11,7 +11,7 @@ use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
 use crate::results::{
-    CellKey, CellResult, Metric, PlannedBoot, RepResult, RunPlan, RunState, Sample, Shard, ShardOf, Status,
+    CellKey, CellResult, Metric, PlannedBoot, RepResult, RunPlan, RunState, RunTiming, Sample, Shard, ShardOf, Status,
 };
 use crate::workload::{services, GuestOutput, Workload, WorkloadClock};
 use crate::{report, rootfs, ui};
@@ -186,6 +186,7 @@ pub async fn accel_for(request: MachineRequest, cache: &Path, kernel: &Kernel, i
 }
 
 pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
+    let started = std::time::Instant::now();
     if let Some(dir) = &opts.resume {
         return resume(root, cache, opts, dir).await;
     }
@@ -265,14 +266,15 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     ui::line(format!("results: {}", run.path.display()));
     let schedule: Vec<PlannedBoot> = schedule.into_iter().map(|(cell, rep)| PlannedBoot { cell, rep }).collect();
     let shard = opts.shard.map(|shard| ShardOf { shard, whole_plan_boots });
-    let plan = RunPlan { boots: schedule.clone(), state: RunState::Running, shard };
-    boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new(), opts.jobs()).await
+    let plan = RunPlan { boots: schedule.clone(), state: RunState::Running, shard, timing: None };
+    boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new(), opts.jobs(), started).await
 }
 
 /// `--resume RUN`: the boots of RUN's plan that have no record, with the
 /// matrix file, kernels and accelerators the run started with, into the
 /// same directory; the outcome covers the whole run.
 async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result<Outcome> {
+    let started = std::time::Instant::now();
     let run = RunDir::open(dir)?;
     let env = run.read_env()?;
     let plan = run.read_plan()?;
@@ -315,8 +317,8 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
         }
     }
     let results = have.into_iter().map(|c| (c.key.clone(), c)).collect();
-    boot_all(&m, &prepared, &accels, run, RunPlan { state: RunState::Running, ..plan }, missing, results, opts.jobs())
-        .await
+    let plan = RunPlan { state: RunState::Running, ..plan };
+    boot_all(&m, &prepared, &accels, run, plan, missing, results, opts.jobs(), started).await
 }
 
 /// Boot `schedule` (a plan's boots, or what is left of them), storing each
@@ -338,8 +340,11 @@ async fn boot_all(
     schedule: Vec<PlannedBoot>,
     mut results: BTreeMap<CellKey, CellResult>,
     jobs: usize,
+    ready: std::time::Instant,
 ) -> Result<Outcome> {
     use futures_util::stream::{FuturesUnordered, StreamExt};
+    let booting = std::time::Instant::now();
+    let prepare_s = booting.duration_since(ready).as_secs_f64();
     run.write_plan(&plan)?;
     let mut interrupted = None;
     let stop = stop_signal();
@@ -434,6 +439,7 @@ async fn boot_all(
     // Whatever still runs dies here, with its QEMU.
     drop(running);
     plan.state = if interrupted.is_some() { RunState::Interrupted } else { RunState::Complete };
+    plan.timing = Some(RunTiming { jobs, prepare_s, boots_s: booting.elapsed().as_secs_f64() });
     run.write_plan(&plan)?;
     let cells: Vec<CellResult> = results.into_values().collect();
     let worst = report::status(&cells).1;
@@ -443,7 +449,7 @@ async fn boot_all(
 /// The accelerator and clock of one cell's guests: its architecture's,
 /// except that a workload that needs its vCPUs at once runs on the host's
 /// clock (the instruction clock runs one vCPU).
-fn cell_accel(m: &Matrix, accels: &BTreeMap<String, AccelChoice>, key: &CellKey) -> AccelChoice {
+pub(crate) fn cell_accel(m: &Matrix, accels: &BTreeMap<String, AccelChoice>, key: &CellKey) -> AccelChoice {
     let mut a = accels[&m.profiles[&key.profile].arch].clone();
     if m.workloads[&key.workload].clock == WorkloadClock::Host && a.clock != Clock::Host {
         a.clock = Clock::Host;
@@ -452,8 +458,34 @@ fn cell_accel(m: &Matrix, accels: &BTreeMap<String, AccelChoice>, key: &CellKey)
     a
 }
 
+/// The guest of one boot of `key`, its files in `dir`, told where the
+/// host's services listen by `services` (kernel words).
+pub(crate) fn guest_spec(
+    m: &Matrix,
+    prepared: &Prepared,
+    accel: &AccelChoice,
+    key: &CellKey,
+    dir: &Path,
+    services: &[String],
+) -> Result<GuestSpec> {
+    let (kernel, initrd) = prepared.get(m, key);
+    let workload = &m.workloads[&key.workload];
+    let tools = if workload.tools { prepared.tools.get(&kernel.arch.name).cloned() } else { None };
+    let mut extra = workload.cmdline();
+    extra.extend(services.iter().cloned());
+    Ok(GuestSpec::new(
+        kernel,
+        initrd.clone(),
+        &m.profiles[&key.profile],
+        accel,
+        m.spec.swiotlb[&key.swiotlb].args(),
+        &extra,
+        workload.attach(dir, tools)?,
+    ))
+}
+
 /// One boot of one cell: the rep's record and, when it passed, its values.
-async fn run_one(
+pub(crate) async fn run_one(
     m: &Matrix,
     prepared: &Prepared,
     accel: &AccelChoice,
@@ -462,24 +494,12 @@ async fn run_one(
     rep: u32,
     label: &str,
 ) -> Result<(RepResult, BTreeMap<String, f64>)> {
-    let (kernel, initrd) = prepared.get(m, key);
-    let profile = &m.profiles[&key.profile];
+    let (kernel, _) = prepared.get(m, key);
     let workload = &m.workloads[&key.workload];
     let (dir, rel) = run.guest_dir(&key.id(), rep);
     std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
-    let tools = if workload.tools { prepared.tools.get(&kernel.arch.name).cloned() } else { None };
     let services = services::start(&workload.services, &dir).await?;
-    let mut extra = workload.cmdline();
-    extra.extend(services.cmdline.iter().cloned());
-    let spec = GuestSpec::new(
-        kernel,
-        initrd.clone(),
-        profile,
-        accel,
-        m.spec.swiotlb[&key.swiotlb].args(),
-        &extra,
-        workload.attach(&dir, tools)?,
-    );
+    let spec = guest_spec(m, prepared, accel, key, &dir, &services.cmdline)?;
     let spinner = ui::spinner();
     let on_state = |s: State| spinner.set_message(format!("{label}: {s}"));
     let g = machine::run(&spec, &dir, timeouts(accel.accel, workload, m.spec.boot_timeout_s), &on_state).await;

@@ -159,7 +159,7 @@ pub fn merge(shards: &[RunDir], into: &Path) -> Result<RunDir> {
         }
     }
     out.write_env(&env)?;
-    out.write_plan(&RunPlan { boots, state, shard: None })?;
+    out.write_plan(&RunPlan { boots, state, shard: None, timing: None })?;
     for c in cells.values() {
         out.write_cell(c)?;
     }

@@ -256,6 +256,18 @@ pub struct RunPlan {
     /// Set in a shard's run: which share of the whole plan it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardOf>,
+    /// How the last invocation spent its time (`bounce bench matrix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<RunTiming>,
+}
+
+/// Wall time of a run: getting ready (kernels, initramfs, accelerator),
+/// then booting, with how many guests could run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunTiming {
+    pub jobs: usize,
+    pub prepare_s: f64,
+    pub boots_s: f64,
 }
 
 /// Share `index` of `of` (both from 1): `--shard 2/3`.
@@ -395,7 +407,7 @@ mod tests {
         let mut c = cell("a", &[]);
         c.reps = vec![super::testing::passed(0), super::testing::passed(2)];
         let boots = (0..3).map(|rep| PlannedBoot { cell: c.key.clone(), rep }).collect();
-        let mut plan = RunPlan { boots, state: RunState::Interrupted, shard: None };
+        let mut plan = RunPlan { boots, state: RunState::Interrupted, shard: None, timing: None };
         let cells = [c];
         assert_eq!(plan.missing(&cells), [PlannedBoot { cell: cells[0].key.clone(), rep: 1 }]);
         assert_eq!(

@@ -60,7 +60,7 @@ impl RunDir {
                 .iter()
                 .flat_map(|c| c.reps.iter().map(|r| super::PlannedBoot { cell: c.key.clone(), rep: r.rep }))
                 .collect();
-            return Ok(RunPlan { boots, state: RunState::Complete, shard: None });
+            return Ok(RunPlan { boots, state: RunState::Complete, shard: None, timing: None });
         }
         read_json(&path)
     }
