@@ -17,6 +17,7 @@
 
 use crate::failure::{Classify, Failure, Result};
 use crate::host::accel::{Clock, MachineRequest};
+use crate::host::cmd;
 use crate::kernel::series::{PatchableTree, Series, SeriesSource};
 use crate::kernel::variant::Variant;
 use crate::kernel::{self, cache};
@@ -229,6 +230,116 @@ pub fn matrix(run: &Path) -> Result<i32> {
         alone + shared,
         (alone + shared) / timing.boots_s.max(1e-9),
         jobs = timing.jobs,
+    );
+    Ok(0)
+}
+
+/// virtme-ng, pinned: the version this comparison was made with.
+const VNG: &str = "virtme-ng==1.42";
+
+/// `vng` from a venv in the cache, made (with pip, from PyPI) once.
+fn vng(cache: &Path) -> Result<std::path::PathBuf> {
+    use crate::host::tools::{Probe, Requirement};
+    crate::host::tools::ensure(&[
+        Requirement::new(Probe::Bin("python3".into()), "python3", "virtme-ng is a Python program"),
+        Requirement::new(Probe::Package("python3-venv".into()), "python3-venv", "a venv for virtme-ng from PyPI"),
+        // vng's guest runs the host's own userspace; without udev there are
+        // no /dev/virtio-ports links, its command I/O falls back to the
+        // console and `vng --exec true` exits 255 though `true` ran.
+        Requirement::new(Probe::File("/lib/systemd/systemd-udevd".into()), "udev", "virtme-ng's guest command I/O"),
+    ])?;
+    let venv = cache.join("venvs/virtme-ng");
+    let bin = venv.join("bin/vng");
+    let ready = venv.join(".installed");
+    if !ready.exists() {
+        crate::ui::line(format!("installing {VNG} into {}", venv.display()));
+        cmd::run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        cmd::run(std::process::Command::new(venv.join("bin/pip")).args(["install", "-q", VNG]))?;
+        std::fs::write(&ready, VNG).infra(|| format!("cannot write {}", ready.display()))?;
+    }
+    Ok(bin)
+}
+
+/// `bounce bench vng`: boot-to-result of a trivial guest, alternating
+/// pairs on one kernel (6.12-vng: the guest config plus what virtme-ng
+/// needs), each tool as a user runs it: bounce's guest reports through its
+/// /init and powers off (the probe workload, on the accelerator and clock
+/// a matrix would use); `vng --run IMAGE --exec true` boots the host's own
+/// root over 9p and runs `true` (TCG: `--disable-kvm` where KVM cannot run).
+pub async fn vng_ratio(root: &Path, cache: &Path, pairs: usize, machine: MachineRequest) -> Result<i32> {
+    let v = Variant::load(root, "6.12-vng")?;
+    let k = kernel::ensure(root, cache, &v, "x86_64").await?;
+    let initrd = crate::rootfs::ensure(root, cache, &k)?;
+    let accel = run::accel_for(machine, cache, &k, &initrd).await?;
+    let vng = vng(cache)?;
+    let profile = crate::guest::profile::Profile::bare("boot-to-result", &k.arch, 1024, 2);
+    let tmp = tempfile::tempdir().infra(|| "cannot create a temporary directory".into())?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..pairs.max(1) {
+        for bounce_side in [i % 2 == 0, i % 2 == 1] {
+            let t0 = Instant::now();
+            if bounce_side {
+                let spec = crate::guest::qemu::GuestSpec::new(
+                    &k,
+                    initrd.clone(),
+                    &profile,
+                    &accel,
+                    "",
+                    &["bounce.workload=probe".into()],
+                    Default::default(),
+                );
+                let t = crate::guest::machine::Timeouts {
+                    boot: std::time::Duration::from_secs(240),
+                    run: std::time::Duration::from_secs(60),
+                };
+                let g = crate::guest::machine::run(&spec, &tmp.path().join(format!("bounce-{i}")), t, &|_| {}).await?;
+                if let Some(f) = g.failure {
+                    return Err(Failure::infra(format!("the bounce guest failed: {}", f.message)));
+                }
+                ours.push(t0.elapsed().as_secs_f64());
+            } else {
+                let mut c = tokio::process::Command::new(&vng);
+                c.args(["--run"]).arg(k.image()).args(["--exec", "true"]);
+                if accel.accel == crate::host::accel::Accel::Tcg {
+                    c.arg("--disable-kvm");
+                }
+                // vng runs its helpers (virtme-run) from its own bin directory.
+                let path = format!("{}:{}", vng.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+                let o = c
+                    .env("PATH", path)
+                    .current_dir(tmp.path())
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await
+                    .infra(|| format!("cannot start {}", vng.display()))?;
+                if !o.status.success() {
+                    return Err(Failure::infra(format!(
+                        "vng --exec true failed ({}): {}",
+                        o.status,
+                        String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                    )));
+                }
+                theirs.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["pair", "bounce (s)", "vng (s)", "vng / bounce"]);
+    let ratios: Vec<f64> = theirs.iter().zip(&ours).map(|(v, b)| v / b).collect();
+    for (i, ((b, v), r)) in ours.iter().zip(&theirs).zip(&ratios).enumerate() {
+        t.add_row(vec![(i + 1).to_string(), format!("{b:.2}"), format!("{v:.2}"), format!("{r:.2}")]);
+    }
+    let med = |v: &[f64]| crate::stats::median(v).unwrap_or(f64::NAN);
+    crate::outln!(
+        "boot to result on {} ({} {}), bounce (probe guest, {} vCPU, 1 GiB) vs {VNG} (--exec true, its defaults)\n{t}\nmedian: bounce {:.2} s, vng {:.2} s: bounce is {:.2}x as fast",
+        k.meta.key,
+        v.name,
+        accel.short(),
+        if accel.clock == Clock::Host { profile.smp } else { 1 },
+        med(&ours),
+        med(&theirs),
+        med(&ratios)
     );
     Ok(0)
 }

@@ -74,7 +74,7 @@ enum Command {
         #[arg(long)]
         kernel: Option<String>,
         /// Boots per cell, split into two interleaved arms.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=bounce::matrix::MAX_REPS as i64))]
         reps: u32,
         #[command(flatten)]
         machine: MachineRequest,
@@ -179,7 +179,7 @@ struct RunArgs {
     #[command(flatten)]
     machine: MachineRequest,
     /// Override the matrix's repetition count.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=bounce::matrix::MAX_REPS as i64))]
     reps: Option<u32>,
     /// Where run directories go (default: results/ at the project root).
     #[arg(long)]
@@ -266,6 +266,14 @@ enum BenchCommand {
     },
     /// A run's wall time against the best its boots allow.
     Matrix { run: PathBuf },
+    /// Boot-to-result of a trivial guest, bounce against virtme-ng, on one
+    /// kernel (variant 6.12-vng), in alternating pairs.
+    Vng {
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+        #[command(flatten)]
+        machine: MachineRequest,
+    },
 }
 
 fn main() {
@@ -285,7 +293,7 @@ fn main() {
 
 async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
-    let cache = paths::cache_root();
+    let cache = paths::cache_root()?;
     match cli.command {
         Command::Matrix { matrix, dry_run, run: args, gate, allow_env_mismatch, resume, shard } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
@@ -517,6 +525,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             bounce::bench::boot(&root, &cache, &matrix, cell.as_deref(), pairs, machine).await
         }
         Command::Bench { command: BenchCommand::Matrix { run } } => bounce::bench::matrix(&run),
+        Command::Bench { command: BenchCommand::Vng { pairs, machine } } => {
+            bounce::bench::vng_ratio(&root, &cache, pairs, machine).await
+        }
         Command::Schema { out } => {
             let dir = out.unwrap_or_else(|| root.join("results/schema"));
             for (name, schema) in bounce::results::store::schemas() {

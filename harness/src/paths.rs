@@ -1,5 +1,6 @@
 //! Where things live: the project's data folders and the user's cache.
 
+use crate::failure::{Failure, Result};
 use std::path::{Path, PathBuf};
 
 /// The checkout's top level, holding kernels/, profiles/, workloads/,
@@ -13,15 +14,73 @@ pub fn project_root() -> PathBuf {
 }
 
 /// The cache survives clones: kernels take a quarter of an hour each to build.
-pub fn cache_root() -> PathBuf {
+/// Without HOME (a bare CI container, a systemd unit) the cache goes to a
+/// directory of our own under the temporary directory, made 0700 and
+/// checked: everything in it (kernels, guest programs, apt answers) is later
+/// trusted, so a directory someone else made there first must not be used.
+pub fn cache_root() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("BOUNCE_CACHE") {
-        return PathBuf::from(p);
+        return Ok(PathBuf::from(p));
     }
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(p).join("bounce");
+        return Ok(PathBuf::from(p).join("bounce"));
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".cache").join("bounce")
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home).join(".cache").join("bounce"));
+    }
+    let dir = std::env::temp_dir().join(format!("bounce-cache-{}", nix::unistd::geteuid()));
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Make `dir` (0700) or accept it only if it is a real directory, ours, and
+/// private: the caller will trust what it finds there.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let refuse = |why: String| {
+        Failure::infra(format!("{}: {why}; set BOUNCE_CACHE (or HOME) to a directory of your own", dir.display()))
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(refuse(format!("cannot create it: {e}"))),
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    if !m.file_type().is_dir() {
+        return Err(refuse("it is not a directory (a symlink?)".into()));
+    }
+    if m.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(refuse(format!("it belongs to uid {}, not to us", m.uid())));
+    }
+    if m.permissions().mode() & 0o077 != 0 {
+        return Err(refuse(format!("others may write or read it (mode {:o})", m.permissions().mode() & 0o777)));
+    }
+    Ok(())
+}
+
+/// Names from data files and the command line (kernels, profiles,
+/// workloads, swiotlb settings) become file names and path components:
+/// refuse anything that could leave its folder or break a line of output.
+pub fn check_name(kind: &str, name: &str) -> std::result::Result<(), String> {
+    let bad = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 100 {
+        Some("is longer than 100 characters")
+    } else if name.contains('/') || name.contains('\\') {
+        Some("contains a path separator")
+    } else if name.starts_with('.') {
+        Some("starts with `.` (a hidden file, or `..`)")
+    } else if name.starts_with('-') {
+        Some("starts with `-` (it would read as an option)")
+    } else if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Some("contains whitespace or a control character")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(format!("{kind} name {name:?} {why}: use letters, digits, `.`, `_`, `-`, `+`, `@`")),
+        None => Ok(()),
+    }
 }
 
 /// A name safe for a path component: kernel make chokes on some characters
@@ -36,5 +95,33 @@ mod tests {
     fn sanitize_debian_version() {
         assert_eq!(super::sanitize("linux-source-6.12_6.12.117-1~deb12u1"), "linux-source-6.12_6.12.117-1_deb12u1");
         assert_eq!(super::sanitize("a b:c+d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn names_that_would_leave_their_folder_are_refused() {
+        for ok in ["6.12-dynamic", "6.12-dynamic+fix@2", "sev-emulated", "256k-io", "default"] {
+            assert!(super::check_name("kernel", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", "..", ".hidden", "-rf", "a b", "a\nb", "a\u{1b}[31m", "a\\b"] {
+            let e = super::check_name("kernel", bad).unwrap_err();
+            assert!(e.starts_with("kernel name "), "{e}");
+        }
+        assert!(super::check_name("kernel", &"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn a_private_directory_is_made_private_and_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("cache");
+        super::private_dir(&d).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+        super::private_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = super::private_dir(&d).unwrap_err();
+        assert!(e.message.contains("others may write or read it (mode 777)"), "{}", e.message);
+        let l = t.path().join("link");
+        std::os::unix::fs::symlink(t.path(), &l).unwrap();
+        assert!(super::private_dir(&l).unwrap_err().message.contains("not a directory"));
     }
 }

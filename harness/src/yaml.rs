@@ -26,6 +26,7 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// Load `DIR/NAME.yaml`, one of the project's named data files (variants,
 /// arches, profiles, workloads). An unknown name lists the known ones.
 pub fn load_named<T: DeserializeOwned>(dir: &Path, kind: &str, name: &str) -> Result<(T, std::path::PathBuf)> {
+    crate::paths::check_name(kind, name).map_err(Failure::input)?;
     let file = dir.join(format!("{name}.yaml"));
     if !file.exists() {
         return Err(Failure::input(format!(

@@ -205,3 +205,107 @@ fn the_published_json_schemas_match_the_result_types() {
         assert_eq!(fresh, published, "results/schema/{name} is stale: run `bounce schema`");
     }
 }
+
+/// Input that would escape a folder, overflow or panic is refused when it
+/// loads: one line naming the file, line and what to do, exit 2.
+#[test]
+fn hostile_input_is_one_line_and_exit_2_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.yaml");
+    let good =
+        "repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [dma32]\nworkloads: [memory]\nswiotlb: {default: \"\"}\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            &good.replace("[6.12-fixed]", "[\"../../etc/x\"]"),
+            "m.yaml:2: kernel variant name \"../../etc/x\" contains a path separator",
+        ),
+        (&good.replace("[dma32]", "[\".hidden\"]"), "m.yaml:3: profile name \".hidden\" starts with `.`"),
+        (
+            &good.replace("[memory]", "[\"mem\\u001b[31m\"]"),
+            "workload name \"mem\\u{1b}[31m\" contains whitespace or a control character",
+        ),
+        (
+            &good.replace("{default: \"\"}", "{\"../x\": \"\"}"),
+            "m.yaml:5: swiotlb setting name \"../x\" contains a path separator",
+        ),
+        (&good.replace("repetitions: 1", "repetitions: 4294967295"), "m.yaml:1: repetitions must be 1 to 1000"),
+        (
+            &format!("{good}boot_timeout_s: 18446744073709551615\n"),
+            "m.yaml:6: boot_timeout_s: 18446744073709551615 is not 1 to 86400 seconds",
+        ),
+    ];
+    for (yaml, want) in cases {
+        std::fs::write(&f, yaml).unwrap();
+        let o = bounce().args(["matrix", "--dry-run", "--matrix"]).arg(&f).output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{yaml}\n{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "want {want}\n got {err}");
+    }
+    // --reps past what any matrix means: refused before anything is planned.
+    let o = bounce().args(["matrix", "--dry-run", "--reps", "4294967295"]).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("4294967295 is not in 1..=1000"), "{err}");
+
+    // A profile whose pool rule cannot hold (min over max panicked in clamp).
+    let root = tempfile::tempdir().unwrap();
+    for d in ["kernels", "workloads", "rootfs"] {
+        std::os::unix::fs::symlink(common::root().join(d), root.path().join(d)).unwrap();
+    }
+    std::fs::create_dir(root.path().join("profiles")).unwrap();
+    let sev = std::fs::read_to_string(common::root().join("profiles/sev-emulated.yaml")).unwrap();
+    for (from, to, want) in [
+        (
+            "min_mib: 64, max_mib: 1024",
+            "min_mib: 2048, max_mib: 1024",
+            "default_pool wants percent_of_ram 0-100 and min_mib <= max_mib",
+        ),
+        (
+            "memory_mib: 2048",
+            "memory_mib: 18446744073709551615",
+            "memory_mib 18446744073709551615 is not 16 to 1048576",
+        ),
+    ] {
+        std::fs::write(root.path().join("profiles/sev-emulated.yaml"), sev.replace(from, to)).unwrap();
+        std::fs::write(&f, good.replace("[dma32]", "[sev-emulated]")).unwrap();
+        let o = bounce()
+            .env("BOUNCE_ROOT", root.path())
+            .args(["matrix", "--dry-run", "--matrix"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{out}{err}");
+        assert!(err.contains(want) && err.contains("profiles/sev-emulated.yaml"), "{err}");
+    }
+}
+
+/// Without HOME the cache is a private directory of our own, never a
+/// shared one someone else could have made first.
+#[test]
+fn without_home_the_cache_is_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |tmp: &std::path::Path| {
+        bounce()
+            .args(["cache", "ls"])
+            .env_remove("HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("BOUNCE_CACHE")
+            .env("TMPDIR", tmp)
+            .output()
+            .unwrap()
+    };
+    let o = run(tmp.path());
+    assert!(o.status.success(), "{}", text(&o).1);
+    let uid = nix::unistd::geteuid();
+    let dir = tmp.path().join(format!("bounce-cache-{uid}"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    // One another user could have planted: refused, with what to do.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = run(tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("others may write or read it") && err.contains("set BOUNCE_CACHE (or HOME)"), "{err}");
+}

@@ -113,7 +113,7 @@ fn a_patch_that_does_not_apply_names_the_patch_its_subject_and_the_hunk() {
 
 /// The unpacked 6.12 tree the builds use.
 fn source_tree() -> std::path::PathBuf {
-    std::fs::read_dir(bounce::paths::cache_root().join("src"))
+    std::fs::read_dir(bounce::paths::cache_root().unwrap().join("src"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -132,7 +132,7 @@ fn an_interrupted_build_leaves_no_entry_and_the_next_run_completes_it() {
     let _lock = heavy_lock();
     // The base first: its warm build directory is what the patch builds in.
     build_x86_64_first("6.12-dynamic", None);
-    let cache = bounce::paths::cache_root();
+    let cache = bounce::paths::cache_root().unwrap();
     let tree = source_tree();
     let pristine = bounce::kernel::series::PatchableTree::new(&tree).pristine("kernel/dma/swiotlb.c").unwrap();
     let dir = tempfile::tempdir().unwrap();

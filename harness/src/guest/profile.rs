@@ -115,6 +115,31 @@ fn default_cpu() -> String {
 }
 
 impl Profile {
+    /// A machine with nothing attached (no swiotlb setup, no devices): the
+    /// KVM probe's guest, and the guest of a bare boot-to-result timing.
+    pub fn bare(name: &str, arch: &crate::kernel::arch::Arch, memory_mib: u64, smp: u32) -> Profile {
+        Profile {
+            name: name.into(),
+            file: PathBuf::new(),
+            description: name.into(),
+            bounces_because: String::new(),
+            arch: arch.name.clone(),
+            machine: arch.probe_machine.clone(),
+            cpu: default_cpu(),
+            memory_mib,
+            smp,
+            devices: vec![],
+            disk: None,
+            nic: None,
+            gpu: None,
+            cmdline: vec![],
+            swiotlb: Default::default(),
+            confidential: None,
+            firmware: None,
+            emulated: false,
+        }
+    }
+
     pub fn load(root: &Path, name: &str) -> Result<Profile> {
         let (mut p, file): (Profile, _) = crate::yaml::load_named(&root.join("profiles"), "profile", name)?;
         p.name = name.to_string();
@@ -124,6 +149,26 @@ impl Profile {
                 "{}: a profile is either `confidential` (real hardware) or `emulated`, not both",
                 p.file.display()
             )));
+        }
+        // QEMU takes sizes up to its host's memory; past a TiB is a typo, and
+        // the pool rule's arithmetic must not overflow.
+        if !(16..=1 << 20).contains(&p.memory_mib) {
+            return Err(Failure::input(format!(
+                "{}: memory_mib {} is not 16 to 1048576",
+                p.file.display(),
+                p.memory_mib
+            )));
+        }
+        if let Some(r) = &p.swiotlb.default_pool {
+            if r.percent_of_ram > 100 || r.min_mib > r.max_mib || r.max_mib > 1 << 20 {
+                return Err(Failure::input(format!(
+                    "{}: default_pool wants percent_of_ram 0-100 and min_mib <= max_mib <= 1048576 (got {}, {}, {})",
+                    p.file.display(),
+                    r.percent_of_ram,
+                    r.min_mib,
+                    r.max_mib
+                )));
+            }
         }
         Ok(p)
     }

@@ -154,6 +154,12 @@ fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or(1)
 }
 
+/// More boots than this is a typo, and would only be found out hours later
+/// (or as an allocation of billions of planned boots).
+pub const MAX_REPS: u32 = 1000;
+/// A day: longer is a typo, and sums of deadlines must not overflow.
+pub const MAX_TIMEOUT_S: u64 = 86_400;
+
 impl Matrix {
     pub fn load(root: &Path, file: &Path) -> Result<Matrix> {
         let text = std::fs::read_to_string(file)
@@ -161,8 +167,11 @@ impl Matrix {
         let spec: MatrixFile = crate::yaml::parse(file, &text)?;
         let at =
             |needle: &str, msg: String| Failure::input(format!("{}:{}: {msg}", file.display(), line_of(&text, needle)));
-        if spec.repetitions == 0 {
-            return Err(at("repetitions", "repetitions must be at least 1".into()));
+        if !(1..=MAX_REPS).contains(&spec.repetitions) {
+            return Err(at("repetitions", format!("repetitions must be 1 to {MAX_REPS}")));
+        }
+        if let Some(t) = spec.boot_timeout_s.filter(|t| !(1..=MAX_TIMEOUT_S).contains(t)) {
+            return Err(at("boot_timeout_s", format!("boot_timeout_s: {t} is not 1 to {MAX_TIMEOUT_S} seconds")));
         }
         for (axis, list) in [
             ("kernels", spec.kernels.len()),
@@ -242,6 +251,7 @@ impl Matrix {
             return Err(at("params", format!("params: `{w}` is not a workload of this matrix")));
         }
         for (name, setting) in &spec.swiotlb {
+            crate::paths::check_name("swiotlb setting", name).map_err(|e| at(name, e))?;
             let args = setting.args();
             if args.split_whitespace().any(|w| !w.starts_with("swiotlb=") && !w.starts_with("iommu=")) {
                 return Err(at(

@@ -113,26 +113,8 @@ pub fn timeouts(accel: Accel, workload: &Workload, boot: Option<u64>) -> Timeout
 
 /// Boot a tiny guest with KVM; Ok only if it reaches init and powers off.
 async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
-    let profile = Profile {
-        name: "kvm-probe".into(),
-        file: PathBuf::new(),
-        description: "KVM probe".into(),
-        bounces_because: String::new(),
-        arch: kernel.arch.name.clone(),
-        machine: kernel.arch.probe_machine.clone(),
-        cpu: "host".into(),
-        memory_mib: 256,
-        smp: 1,
-        devices: vec![],
-        disk: None,
-        nic: None,
-        gpu: None,
-        cmdline: vec![],
-        swiotlb: Default::default(),
-        confidential: None,
-        firmware: None,
-        emulated: false,
-    };
+    // KVM always runs `-cpu host`.
+    let profile = Profile::bare("kvm-probe", &kernel.arch, 256, 1);
     let kvm = AccelChoice { accel: Accel::Kvm, reason: "probe".into(), clock: Default::default() };
     let spec = GuestSpec::new(
         kernel,

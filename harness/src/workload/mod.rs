@@ -185,6 +185,14 @@ impl Workload {
                 ))
             })?);
         }
+        if !(1..=crate::matrix::MAX_TIMEOUT_S).contains(&w.timeout_s) {
+            return Err(Failure::input(format!(
+                "{}: timeout_s {} is not 1 to {} seconds",
+                w.file.display(),
+                w.timeout_s,
+                crate::matrix::MAX_TIMEOUT_S
+            )));
+        }
         if !root.join("workloads").join(&w.guest).exists() {
             return Err(Failure::input(format!(
                 "{}: guest program `{}` not found in workloads/",
@@ -281,6 +289,15 @@ impl Workload {
                 )));
                 return ev;
             }
+            // Guest output is untrusted: JSON has no NaN, so a stored `nan`
+            // would come back as null and make the run unreadable.
+            if !v.is_finite() {
+                ev.failure = Some(Failure::new(
+                    FailureClass::Workload,
+                    format!("workload `{}` reported {k} = {v}, not a number a run can keep", self.name),
+                ));
+                return ev;
+            }
             ev.metrics.insert(format!("{}.{k}", self.name), v);
         }
         let (failure, findings) = checks::judge(out, self);
@@ -361,6 +378,33 @@ mod tests {
         assert!(e.message.contains("no parameter `secnds`"), "{}", e.message);
         assert_eq!(Workload::load(&root, "growth").unwrap().clock, WorkloadClock::Host);
         assert_eq!(w.clock, WorkloadClock::Any);
+    }
+
+    /// `f64::from_str` takes `nan` and `inf`; a guest that prints them must
+    /// fail its boot, not leave a run `bounce report` cannot read back.
+    #[test]
+    fn a_guest_that_reports_nan_or_inf_fails_its_workload() {
+        let root = crate::paths::project_root();
+        let w = Workload::load(&root, "memory").unwrap();
+        let report = services::Report::default();
+        for v in ["nan", "inf", "-inf", "1e999"] {
+            let t = Transcript::parse(&format!(
+                "@@bounce begin meminfo-boot\nMemTotal: {v} kB\nMemAvailable: 1 kB\n@@bounce end meminfo-boot rc=0\n@@bounce begin swiotlb-boot\nio_tlb_nslabs 9223372036854775808\nio_tlb_used 0\n@@bounce end swiotlb-boot rc=0\n"
+            ));
+            let out = GuestOutput { transcript: &t, dir: Path::new("/nonexistent"), services: &report, dynamic: true };
+            let ev = w.evaluate(&out);
+            let f = ev.failure.expect(v);
+            assert_eq!(f.class, FailureClass::Workload, "{v}: {}", f.message);
+            assert!(
+                f.message.contains("mem_total_kib = ") && f.message.contains("not a number a run can keep"),
+                "{}",
+                f.message
+            );
+        }
+        // 2^63 slabs is absurd but finite: kept, no overflow on the way.
+        let t = Transcript::parse("@@bounce begin meminfo-boot\nMemTotal: 1 kB\nMemAvailable: 1 kB\n@@bounce end meminfo-boot rc=0\n@@bounce begin swiotlb-boot\nio_tlb_nslabs 9223372036854775808\nio_tlb_used 0\n@@bounce end swiotlb-boot rc=0\n");
+        let out = GuestOutput { transcript: &t, dir: Path::new("/nonexistent"), services: &report, dynamic: true };
+        assert_eq!(w.evaluate(&out).metrics["memory.swiotlb_pool_kib"], 2f64.powi(64));
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
         )
     })?;
     out.insert("swiotlb_nslabs".into(), nslabs as f64);
-    out.insert("swiotlb_pool_kib".into(), (nslabs * 2) as f64);
+    out.insert("swiotlb_pool_kib".into(), nslabs as f64 * 2.0);
     if let Some(u) = sw.get("io_tlb_used") {
         out.insert("swiotlb_used".into(), *u as f64);
     }

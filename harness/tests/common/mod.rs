@@ -24,7 +24,7 @@ pub fn text(o: &Output) -> (String, String) {
 /// Held for the whole of a heavy test; the lock lives in the user's cache so
 /// separate test binaries (and a `bounce matrix` in another terminal) share it.
 pub fn heavy_lock() -> bounce::lock::Lock {
-    bounce::lock::Lock::exclusive(&bounce::paths::cache_root().join("locks/heavy-tests.lock")).unwrap()
+    bounce::lock::Lock::exclusive(&bounce::paths::cache_root().unwrap().join("locks/heavy-tests.lock")).unwrap()
 }
 
 /// QEMU processes whose command line mentions `needle` (the harness puts
@@ -192,7 +192,7 @@ pub fn project_copy() -> tempfile::TempDir {
 /// A Python with the PyPI package `pkg` (a venv in the cache, made once):
 /// the real consumers of what the harness writes for other tools.
 pub fn python_with(pkg: &str) -> PathBuf {
-    let venv = bounce::paths::cache_root().join("venvs").join(pkg);
+    let venv = bounce::paths::cache_root().unwrap().join("venvs").join(pkg);
     let py = venv.join("bin/python");
     let ready = venv.join(".installed");
     if !ready.exists() {
