@@ -25,4 +25,43 @@ impl Lock {
         file.lock().map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
         Ok(Lock { _file: file })
     }
+
+    /// Like `exclusive`, for a lock another run may hold for a long time:
+    /// says once what it waits for, and gives up after `timeout` with an
+    /// error that names the lock.
+    pub async fn exclusive_waiting(path: &Path, what: &str, timeout: std::time::Duration) -> Result<Lock> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))?;
+        let start = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Failure::infra(format!("cannot lock {}: {e}", path.display())))
+                }
+            }
+            if start.elapsed() >= timeout {
+                return Err(Failure::infra(format!(
+                    "gave up after {} s waiting for {} ({what}); see `pgrep -a bounce`",
+                    timeout.as_secs(),
+                    path.display()
+                )));
+            }
+            if !said {
+                crate::ui::line(format!("waiting for {} ({what})", path.display()));
+                said = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
 }

@@ -24,6 +24,19 @@ fn project_with_bad_parts() -> tempfile::TempDir {
     write("hang.yaml", "description: never finishes\nguest: hang.sh\nkind: common\ntimeout_s: 8\nmetrics: {}\n");
     // The same guest with room to be interrupted long before its timeout.
     write("stall.yaml", "description: never finishes\nguest: hang.sh\nkind: common\ntimeout_s: 600\nmetrics: {}\n");
+    // A child left holding the result channel; then, while the harness is
+    // stopped (a host too busy to read), the last few KiB of the report
+    // (the kernel log cleared to keep it short): more than QEMU's socket
+    // takes, less than the guest's UART buffer, so /init gets to its end
+    // with them still in the guest.
+    write(
+        "tail.sh",
+        "workload_main() {\n\tdmesg -c > /dev/null\n\tsleep 600 &\n\techo tail-go >&3\n\tsleep 3\n\tsection tail awk 'BEGIN { for (i = 0; i < 20; i++) printf \"tail line %d of a report that must arrive whole\\n\", i }'\n}\n",
+    );
+    write(
+        "tail.yaml",
+        "description: a report that waits in the guest\nguest: tail.sh\nkind: common\ntimeout_s: 120\nmetrics: {}\n",
+    );
     write("panic.sh", "workload_main() {\n\techo 1 > /proc/sys/kernel/sysrq\n\techo c > /proc/sysrq-trigger\n}\n");
     write("panic.yaml", "description: crashes the kernel\nguest: panic.sh\nkind: common\ntimeout_s: 60\nmetrics: {}\n");
     write(
@@ -338,4 +351,84 @@ fn a_harness_killed_outright_leaves_no_qemu_or_iperf3_behind() {
     }
     let left: Vec<&(i32, String)> = kids.iter().filter(|(p, _)| alive(*p)).collect();
     assert!(left.is_empty(), "outlived the harness: {left:?}");
+}
+
+/// Two harnesses at once: the second waits for the first's guests (their
+/// timings would skew each other) and gives up with the lock's name when
+/// told to wait no longer; both keep their own run directory.
+#[test]
+fn a_second_harness_waits_for_the_first_s_guests() {
+    let _heavy = heavy_lock();
+    build_x86_64_first("6.12-fixed", None);
+    let yaml = matrix("dma32", "memory")
+        .replace("workloads: [memory]", "workloads: [memory]\nparams: {memory: {oom_probe: 0}}");
+    let (dir, file, results) = matrix_dir(&yaml);
+    let lock = bounce::paths::cache_root().unwrap().join("locks/guests.lock");
+    // Held by "another harness": this test.
+    let held = bounce::lock::Lock::exclusive(&lock).unwrap();
+    let o = bounce()
+        .args(["matrix", "--matrix"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .env("BOUNCE_LOCK_WAIT_S", "2")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("another bounce is booting guests on this host"), "{err}");
+    assert!(err.contains(&format!("gave up after 2 s waiting for {}", lock.display())), "{err}");
+    assert!(!results.join("runs").exists(), "a harness that gave up left a run directory");
+    // Released while the second waits: it goes on and passes.
+    let start = |r: &str| {
+        bounce().args(["matrix", "--matrix"]).arg(&file).arg("--results").arg(dir.path().join(r)).spawn().unwrap()
+    };
+    let waiting = start("results");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    drop(held);
+    let o = waiting.wait_with_output().unwrap();
+    assert!(o.status.success(), "{:?}", o.status);
+    // Two runs started in the same second keep apart.
+    let runs = results.join("runs");
+    let a = bounce::results::store::RunDir::create(&results, "same-second").unwrap();
+    let b = bounce::results::store::RunDir::create(&results, "same-second").unwrap();
+    assert_ne!(a.path, b.path);
+    assert!(runs.join("same-second-2/cells").is_dir());
+}
+
+/// The report's tail arrives even when a workload left a child holding
+/// the result channel and the harness was slow to read (a watchdog's
+/// `sleep` held it, and poweroff cut the nightly's report of one boot in
+/// 48): the harness is stopped while the guest writes its last sections.
+#[test]
+fn a_report_arrives_whole_when_a_child_still_holds_the_channel() {
+    let _lock = heavy_lock();
+    let project = project_with_bad_parts();
+    build_x86_64_first("6.12-fixed", Some(project.path()));
+    let (_dir, file, results) = matrix_dir(&matrix("dma32", "tail"));
+    let mut child = bounce()
+        .args(["matrix", "--matrix"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .env("BOUNCE_ROOT", project.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let channel = wait_for(&mut child, 600, "the tail workload to start", || {
+        let run = std::fs::read_dir(results.join("runs")).ok()?.flatten().next()?.path();
+        let c = run.join("guests/6.12-fixed.dma32.tail.default/rep-0/channel.log");
+        std::fs::read_to_string(&c).ok()?.contains("tail-go").then_some(c)
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let c = std::fs::read_to_string(&channel).unwrap();
+    assert!(c.contains("tail line 19 of a report that must arrive whole"));
+    assert!(c.contains("@@bounce end dmesg") && c.contains("@@bounce done rc=0"));
 }

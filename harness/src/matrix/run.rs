@@ -217,6 +217,8 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     }
     let prepared = prepare(root, cache, &m, &cells).await?;
     let accels = choose_accels(opts.machine, cache, &prepared).await?;
+    // Before the run directory exists: a harness that gives up leaves none.
+    let _guests = guests_lock(cache).await?;
 
     let rev = env::harness_rev(root);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -300,6 +302,7 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
     }
     let results = have.into_iter().map(|c| (c.key.clone(), c)).collect();
     let plan = RunPlan { state: RunState::Running, ..plan };
+    let _guests = guests_lock(cache).await?;
     boot_all(&m, &prepared, &accels, run, plan, missing, results, opts.jobs(), started).await
 }
 
@@ -313,6 +316,19 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
 /// load exactly). A guest on the host's clock runs alone: a neighbour
 /// would be part of what it measures.
 #[allow(clippy::too_many_arguments)]
+/// One matrix boots guests at a time on a host: two would share the cores
+/// and skew each other's timings (and --jobs already fills them). A second
+/// harness waits, says so, and gives up after BOUNCE_LOCK_WAIT_S (3 h).
+async fn guests_lock(cache: &Path) -> Result<crate::lock::Lock> {
+    let wait = std::env::var("BOUNCE_LOCK_WAIT_S").ok().and_then(|s| s.parse().ok()).unwrap_or(3 * 3600);
+    crate::lock::Lock::exclusive_waiting(
+        &cache.join("locks/guests.lock"),
+        "another bounce is booting guests on this host",
+        Duration::from_secs(wait),
+    )
+    .await
+}
+
 async fn boot_all(
     m: &Matrix,
     prepared: &Prepared,

@@ -19,11 +19,25 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// A new run directory named `name`, or `name-2`, `name-3`... when
+    /// another harness started one in the same second: each run keeps its
+    /// own directory, never another's cells.
     pub fn create(results: &Path, name: &str) -> Result<RunDir> {
-        let path = results.join("runs").join(name);
-        std::fs::create_dir_all(path.join("cells"))
-            .map_err(|e| Failure::infra(format!("cannot create {}: {e}", path.display())))?;
-        Ok(RunDir { path })
+        let runs = results.join("runs");
+        std::fs::create_dir_all(&runs).map_err(|e| Failure::infra(format!("cannot create {}: {e}", runs.display())))?;
+        for n in 1..1000 {
+            let path = if n == 1 { runs.join(name) } else { runs.join(format!("{name}-{n}")) };
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    std::fs::create_dir(path.join("cells"))
+                        .map_err(|e| Failure::infra(format!("cannot create {}/cells: {e}", path.display())))?;
+                    return Ok(RunDir { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Failure::infra(format!("cannot create {}: {e}", path.display()))),
+            }
+        }
+        Err(Failure::infra(format!("{}: 999 runs named {name} already", runs.display())))
     }
 
     pub fn open(path: &Path) -> Result<RunDir> {
@@ -131,18 +145,41 @@ impl RunDir {
     }
 
     pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
-        std::fs::write(self.path.join(name), text).map_err(|e| Failure::infra(format!("cannot write {name}: {e}")))
+        write_atomic(&self.path.join(name), text.as_bytes())
     }
 }
 
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::infra(format!("{}: {e}", path.display())))?;
-    path.parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|_| std::fs::write(&tmp, text))
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Failure::infra(format!("cannot write {}: {e}", path.display())))
+    write_atomic(path, text.as_bytes())
+}
+
+/// Write a file a later step trusts: to a temporary name of this process,
+/// flushed to disk, then renamed over the old one. A full disk, a crash or
+/// a kill leaves the previous version whole (a cell written after every
+/// boot keeps the boots before it), and the error names the path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself reaches the disk with the directory.
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Failure::infra(format!("cannot write {}: {e}", path.display()))
+    })
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
