@@ -270,7 +270,7 @@ pub async fn vng_ratio(root: &Path, cache: &Path, pairs: usize, machine: Machine
     let v = Variant::load(root, "6.12-vng")?;
     let k = kernel::ensure(root, cache, &v, "x86_64").await?;
     let initrd = crate::rootfs::ensure(root, cache, &k)?;
-    let accel = run::accel_for(machine, cache, &k, &initrd).await?;
+    let accel = crate::guest::probe::accel_for(machine, cache, &k, &initrd).await?;
     let vng = vng(cache)?;
     let profile = crate::guest::profile::Profile::bare("boot-to-result", &k.arch, 1024, 2);
     let tmp = tempfile::tempdir().infra(|| "cannot create a temporary directory".into())?;

@@ -12,16 +12,7 @@ pub struct Lock {
 impl Lock {
     /// Blocks until the lock is ours; released on drop (or process death).
     pub fn exclusive(path: &Path) -> Result<Lock> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))?;
+        let file = open(path)?;
         file.lock().map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
         Ok(Lock { _file: file })
     }
@@ -30,16 +21,7 @@ impl Lock {
     /// says once what it waits for, and gives up after `timeout` with an
     /// error that names the lock.
     pub async fn exclusive_waiting(path: &Path, what: &str, timeout: std::time::Duration) -> Result<Lock> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))?;
+        let file = open(path)?;
         let start = std::time::Instant::now();
         let mut said = false;
         loop {
@@ -64,4 +46,17 @@ impl Lock {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
+}
+
+/// The lock file, made (with its folder) if it is not there yet.
+fn open(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))
 }

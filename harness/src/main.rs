@@ -492,7 +492,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Boot { variant, profile, swiotlb, machine } => {
-            bounce::guest::interactive::boot(&root, &cache, &variant, &profile, &swiotlb, machine).await
+            // A setting of the default matrix by name, or the words themselves.
+            let words = bounce::matrix::Matrix::load(&root, &root.join("matrix.yaml"))
+                .ok()
+                .and_then(|m| m.spec.swiotlb.get(&swiotlb).map(|s| s.args().to_string()))
+                .unwrap_or_else(|| swiotlb.clone());
+            bounce::guest::interactive::boot(&root, &cache, &variant, &profile, &words, machine).await
         }
         Command::Results { command: ResultsCommand::Merge { runs, into } } => {
             let shards = runs.iter().map(|r| RunDir::open(r)).collect::<Result<Vec<_>>>()?;

@@ -432,3 +432,44 @@ fn a_report_arrives_whole_when_a_child_still_holds_the_channel() {
     assert!(c.contains("tail line 19 of a report that must arrive whole"));
     assert!(c.contains("@@bounce end dmesg") && c.contains("@@bounce done rc=0"));
 }
+
+/// A kernel that stalls (the seeded defect-stall: a debugfs knob spins
+/// with preemption off) ends its boot the moment the kernel reports the
+/// stall, with the kernel's words as the cause, instead of waiting out a
+/// 600 s workload timeout that would say only "did not finish".
+#[test]
+fn a_stalled_kernel_ends_its_boot_with_the_kernel_s_diagnosis() {
+    let _lock = heavy_lock();
+    let project = project_with_bad_parts();
+    let p = project.path();
+    std::fs::write(
+        p.join("kernels/variants/6.12-stall.yaml"),
+        std::fs::read_to_string(p.join("kernels/variants/6.12-fixed.yaml"))
+            .unwrap()
+            .replace("arches: [x86_64, arm64]", "arches: [x86_64]")
+            + "patches: patches/defect-stall.mbox\ncmdline: [\"rcupdate.rcu_cpu_stall_timeout=3\"]\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("workloads/spin.sh"), "workload_main() {\n\techo 60 > /sys/kernel/debug/bounce_stall_s\n}\n")
+        .unwrap();
+    std::fs::write(
+        p.join("workloads/spin.yaml"),
+        "description: the stall knob\nguest: spin.sh\nkind: common\ntimeout_s: 600\nmetrics: {}\n",
+    )
+    .unwrap();
+    build_x86_64_first("6.12-stall", Some(p));
+    let yaml = matrix("dma32", "spin").replace("[6.12-fixed]", "[6.12-stall]");
+    let started = std::time::Instant::now();
+    // The host's clock, so two vCPUs: RCU starts the grace period the
+    // stuck CPU then never ends on the other one.
+    let r = run_matrix_in(Some(p), &yaml, &["--clock", "host"]);
+    assert_eq!(r.code, Some(6), "{}\n{}", r.out, r.err);
+    assert!(
+        r.out.contains("FAIL 6.12-stall.dma32.spin.default [correctness]: kernel stalled during the workload: `")
+            && r.out.contains("detected stall"),
+        "{}",
+        r.out
+    );
+    // Ended by the diagnosis, not by the 600 s timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}

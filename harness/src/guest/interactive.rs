@@ -11,12 +11,14 @@ use crate::host::accel::MachineRequest;
 use crate::kernel::variant::Variant;
 use std::path::Path;
 
+/// `words`: the swiotlb setting's kernel words (the caller resolves a
+/// setting's name).
 pub async fn boot(
     root: &Path,
     cache: &Path,
     variant: &str,
     profile: &str,
-    swiotlb: &str,
+    words: &str,
     request: MachineRequest,
 ) -> Result<i32> {
     let v = Variant::load(root, variant)?;
@@ -24,18 +26,18 @@ pub async fn boot(
     if let Some(why) = p.unavailable() {
         return Err(Failure::input(format!("profile {profile}: {why}")));
     }
-    // A name from the default matrix, or the words themselves.
-    let matrix = crate::matrix::Matrix::load(root, &root.join("matrix.yaml")).ok();
-    let words = matrix
-        .and_then(|m| m.spec.swiotlb.get(swiotlb).map(|s| s.args().to_string()))
-        .unwrap_or_else(|| swiotlb.to_string());
     let k = crate::kernel::ensure(root, cache, &v, &p.arch).await?;
     let initrd = crate::rootfs::ensure(root, cache, &k)?;
-    let choice = crate::matrix::run::accel_for(request, cache, &k, &initrd).await?;
-    let dir = std::env::temp_dir().join(format!("bounce-boot-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
+    let choice = super::probe::accel_for(request, cache, &k, &initrd).await?;
+    // Private (0700, a name no one can guess first) and kept after the
+    // shell ends: the results file is what the user came for.
+    let dir = tempfile::Builder::new()
+        .prefix("bounce-boot-")
+        .tempdir()
+        .infra(|| "cannot create a temporary directory".into())?
+        .keep();
     // The matrix's guest, oops=panic included, with a shell.
-    let spec = GuestSpec::new(&k, initrd, &p, &choice, &words, &["bounce.shell=1".into()], Attach::default());
+    let spec = GuestSpec::new(&k, initrd, &p, &choice, words, &["bounce.shell=1".into()], Attach::default());
     let results = dir.join("results.txt");
     eprintln!(
         "bounce: booting {variant} on {profile} ({}; {}); exit the shell to power off, Ctrl-A x kills QEMU; results in {}",

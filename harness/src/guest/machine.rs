@@ -64,6 +64,9 @@ pub struct GuestRun {
     pub reproducer: String,
 }
 
+/// A day: a longer timeout is a typo, and deadlines must not overflow.
+pub const MAX_TIMEOUT_S: u64 = 86_400;
+
 const PANIC_LINE: &str = "Kernel panic - not syncing";
 /// How long a guest that reported `done` may take to power off.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(30);
@@ -152,7 +155,8 @@ async fn drive(
     // Whatever happens below, the process group dies with this guard.
     let _reaper = Reaper(pgid);
 
-    let console = tokio::spawn(pump_console(con_host, dir.join("console.log")));
+    let (stall_tx, mut stalls) = mpsc::unbounded_channel();
+    let console = tokio::spawn(pump_console(con_host, dir.join("console.log"), stall_tx));
     let (sig_tx, mut signals) = mpsc::unbounded_channel();
     // The UART runs both ways: answers to the guest's requests go back on it.
     let (res_read, mut res_write) = res_host.into_split();
@@ -187,7 +191,8 @@ async fn drive(
     let mut exited: Option<std::process::ExitStatus> = None;
     let mut timed_out = false;
     let mut stopped = false;
-    let (mut signals_open, mut events_open) = (true, true);
+    let mut stalled: Option<String> = None;
+    let (mut signals_open, mut events_open, mut stalls_open) = (true, true, true);
     loop {
         let deadline = match ready_at {
             None => started + timeouts.boot,
@@ -229,6 +234,13 @@ async fn drive(
                     _ => {}
                 },
                 None => events_open = false,
+            },
+            s = stalls.recv(), if stalls_open => match s {
+                // The kernel says it stopped making progress: nothing
+                // after this is a measurement, and waiting would only
+                // burn the timeout.
+                Some(line) => { stalled = Some(line); break; }
+                None => stalls_open = false,
             },
             s = child.wait() => { exited = s.ok(); break; }
             _ = tokio::time::sleep_until(deadline.into()) => { timed_out = true; break; }
@@ -282,6 +294,16 @@ async fn drive(
             Failure::new(FailureClass::Boot, format!("kernel panicked before init: {what} (console: {console_path})"))
         });
     }
+    if let Some(line) = stalled {
+        return Err(if ready {
+            Failure::new(
+                FailureClass::Correctness,
+                format!("kernel stalled during the workload: `{line}` (console: {console_path})"),
+            )
+        } else {
+            Failure::new(FailureClass::Boot, format!("kernel stalled before init: `{line}` (console: {console_path})"))
+        });
+    }
     if stopped {
         return Err(Failure::infra(format!(
             "QEMU paused the guest (QMP STOP; see {} and the console: {console_path})",
@@ -289,6 +311,12 @@ async fn drive(
         )));
     }
     if timed_out {
+        // The kernel's own words, when it said something went wrong,
+        // say more than the last line it printed.
+        let last_console = match super::stall::diagnosis(&console_text) {
+            Some(d) => format!("{last_console}`; the kernel said: `{d}"),
+            None => last_console,
+        };
         return Err(if ready {
             Failure::new(
                 FailureClass::Workload,
@@ -354,19 +382,26 @@ impl Drop for Reaper {
 }
 
 /// Copy the console to its log; return the text for panic detection.
-async fn pump_console(mut sock: UnixStream, path: PathBuf) -> String {
+/// Each stall the kernel reports goes to `stalls` as it streams.
+async fn pump_console(mut sock: UnixStream, path: PathBuf, stalls: mpsc::UnboundedSender<String>) -> String {
     let mut file = match tokio::fs::File::create(&path).await {
         Ok(f) => f,
         Err(_) => return String::new(),
     };
     let mut all = Vec::new();
     let mut buf = [0u8; 8192];
+    let mut lines = super::stall::Lines::default();
     loop {
         match sock.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let _ = file.write_all(&buf[..n]).await;
                 all.extend_from_slice(&buf[..n]);
+                lines.feed(&buf[..n], |l| {
+                    if let Some(s) = super::stall::stall(l) {
+                        let _ = stalls.send(s);
+                    }
+                });
             }
         }
     }

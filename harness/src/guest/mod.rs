@@ -4,9 +4,11 @@
 pub mod channel;
 pub mod interactive;
 pub mod machine;
+pub mod probe;
 pub mod profile;
 pub mod qemu;
 pub mod qmp;
+pub mod stall;
 
 use crate::kernel::arch::Arch;
 use profile::Profile;

@@ -6,74 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    pub fn qemu_arg(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-/// The accelerator and how it was chosen; recorded with every result.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AccelChoice {
-    pub accel: Accel,
-    pub reason: String,
-    /// How guest time passed (runs from before the choice existed: the host's).
-    #[serde(default)]
-    pub clock: Clock,
-}
-
-/// How guest time passes. Under TCG on the host's clock every guest timing
-/// measures how busy the host was as much as the guest's own work (one-page
-/// map latency moved 12-27 % between identical boots here). QEMU's
-/// instruction counter (`-icount shift=S`) makes guest time the count of
-/// instructions the guest executed, 2^S ns each: the same work takes the
-/// same guest time whatever else the host runs, so two guests can share the
-/// host without disturbing each other's timings. Only TCG can count; KVM
-/// guests run on the host's clock, and their timings are real.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Clock {
-    #[default]
-    Host,
-    /// `-icount shift=S,sleep=on`: an instruction is 2^S ns of guest time;
-    /// an idle guest's time still follows the host's (sleep=on), so guest
-    /// timeouts and network peers behave.
-    Instructions(u8),
-}
-
-impl Clock {
-    /// The instruction clock's rate: 2^2 ns an instruction (250 MHz at one
-    /// instruction a cycle) keeps a one-page map at about 3,000
-    /// instructions well above the benchmark's 0.1 us resolution, and a
-    /// timed second of guest work at a quarter of the instructions shift 0
-    /// would need.
-    pub const DEFAULT_SHIFT: u8 = 2;
-
-    /// QEMU's arguments for this clock under `accel`.
-    pub fn qemu_args(self, accel: Accel) -> Vec<String> {
-        match (self, accel) {
-            (Clock::Instructions(shift), Accel::Tcg) => vec!["-icount".into(), format!("shift={shift},sleep=on")],
-            _ => Vec::new(),
-        }
-    }
-
-    pub fn label(self) -> String {
-        match self {
-            Clock::Host => "host clock".into(),
-            Clock::Instructions(s) => format!("instruction clock, {} ns an instruction", 1u64 << s),
-        }
-    }
-}
+pub use crate::results::env::{Accel, AccelChoice, Clock};
 
 /// What the user asked of the clock: `auto` counts instructions under TCG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,14 +36,6 @@ impl Default for MachineRequest {
 }
 
 impl AccelChoice {
-    /// `tcg`, or `tcg, instruction clock (4 ns)` when guests counted.
-    pub fn short(&self) -> String {
-        match self.clock {
-            Clock::Host => self.accel.qemu_arg().to_string(),
-            Clock::Instructions(s) => format!("{}, instruction clock ({} ns)", self.accel.qemu_arg(), 1u64 << s),
-        }
-    }
-
     /// The clock `request` gives guests of this accelerator.
     pub fn with_clock(mut self, request: ClockRequest) -> AccelChoice {
         self.clock = match (self.accel, request) {

@@ -1,7 +1,8 @@
 //! Running host commands with errors a user can act on.
 
 use crate::failure::{Failure, Result};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// Render a command the way a user would type it, for error messages and
 /// reproducer lines.
@@ -24,13 +25,42 @@ pub fn dies_with_harness(cmd: &mut tokio::process::Command) -> &mut tokio::proce
     cmd.kill_on_drop(true)
 }
 
-/// Run to completion; a non-zero exit becomes an infrastructure failure that
-/// quotes the command and the last line it printed on stderr.
+/// How long a host command may take before it is called stuck: apt-get
+/// on a slow mirror and git on a kernel tree take minutes, never this.
+pub const LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Run to completion within `limit` and return what it printed, whatever
+/// its exit status. A command still running then (a mirror that stopped
+/// answering, a prompt nobody sees) is killed, and the error says which
+/// command and after how long.
+pub fn output(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    let shown = display(cmd);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::infra(format!("cannot run `{shown}`: {e} (is it installed? try `bounce doctor`)")))?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(r) => r.map_err(|e| Failure::infra(format!("`{shown}`: {e}"))),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            Err(Failure::infra(format!("`{shown}` did not finish within {} s and was killed", limit.as_secs())))
+        }
+    }
+}
+
+/// Run to completion (within LIMIT); a non-zero exit becomes an
+/// infrastructure failure that quotes the command and the last line it
+/// printed on stderr.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let shown = display(cmd);
-    let out = cmd
-        .output()
-        .map_err(|e| Failure::infra(format!("cannot run `{shown}`: {e} (is it installed? try `bounce doctor`)")))?;
+    let out = output(cmd, LIMIT)?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
@@ -43,4 +73,21 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
 pub fn stdout(cmd: &mut Command) -> Result<String> {
     let out = run(cmd)?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_and_named() {
+        let t = std::time::Instant::now();
+        let e = output(Command::new("sleep").arg("30"), Duration::from_millis(300)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10));
+        assert_eq!(e.message, "`sleep 30` did not finish within 0 s and was killed");
+        let o = output(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), LIMIT).unwrap();
+        assert_eq!((o.status.code(), &o.stdout[..], &o.stderr[..]), (Some(3), &b"out\n"[..], &b"err\n"[..]));
+        let e = run(Command::new("sh").args(["-c", "echo first >&2; echo why >&2; exit 3"])).unwrap_err();
+        assert!(e.message.ends_with("failed (exit status: 3): why"), "{}", e.message);
+    }
 }

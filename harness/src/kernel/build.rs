@@ -203,7 +203,7 @@ pub async fn build(cache: &Path, plan: Plan) -> Result<Kernel> {
     let expected =
         if incremental { None } else { Some(last.as_ref().map(|l| l.objects).unwrap_or(arch.objects_estimate)) };
 
-    let mut make = make_command(cache, &tree, &build_dir, &arch, &compiler.cc, &compiler.make_args);
+    let mut make = super::make::command(cache, &tree, &build_dir, &arch, &compiler.cc, &compiler.make_args);
     make.arg(&arch.target);
     let reproducer = format!("cd {} && {}", build_dir.display(), cmd::display(make.as_std()));
     let log = build_dir.join("build.log");
@@ -280,37 +280,6 @@ impl LastBuild {
     fn write(&self, path: &Path) {
         let _ = std::fs::write(path, serde_json::to_string(self).unwrap());
     }
-}
-
-pub(super) fn make_command(
-    cache: &Path,
-    tree: &SourceTree,
-    out: &Path,
-    arch: &Arch,
-    cc: &str,
-    make_args: &[String],
-) -> tokio::process::Command {
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let mut c = tokio::process::Command::new("make");
-    c.arg("-C").arg(&tree.path).arg(format!("O={}", out.display())).arg(format!("ARCH={}", arch.kernel_arch));
-    if !arch.cross_compile.is_empty() {
-        c.arg(format!("CROSS_COMPILE={}", arch.cross_compile));
-    }
-    c.args(make_args)
-        .arg(format!("CC={cc}"))
-        .args(["KBUILD_BUILD_USER=bounce", "KBUILD_BUILD_HOST=bounce", "KBUILD_BUILD_TIMESTAMP=@0"])
-        .arg(format!("-j{jobs}"));
-    // ccache shares objects between build directories only when paths are
-    // relative to a common base and the working directory is not hashed.
-    c.env("CCACHE_DIR", cache.join("ccache"))
-        .env("CCACHE_BASEDIR", cache)
-        .env("CCACHE_NOHASHDIR", "true")
-        .env("CCACHE_MAXSIZE", "20G");
-    // If the harness is killed outright, make must not build on unowned.
-    unsafe {
-        c.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
-    }
-    c
 }
 
 /// Run make with its output in `log`, counting compiled objects for the

@@ -11,7 +11,6 @@
 use super::arch::Arch;
 use super::variant::Variant;
 use crate::failure::{Classify, Failure, Result};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -43,17 +42,7 @@ impl Kernel {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SeriesMeta {
-    pub name: String,
-    pub origin: String,
-    pub hash: String,
-    pub subjects: Vec<String>,
-    /// KCIDB's patchset hash (sha256 over each patch's sha256); empty in
-    /// entries built before it was kept, and refreshed when one is loaded.
-    #[serde(default)]
-    pub patchset_hash: String,
-}
+pub use crate::results::env::{BuildMeta, SeriesMeta};
 
 impl SeriesMeta {
     pub fn of(s: &super::series::Series) -> SeriesMeta {
@@ -65,31 +54,6 @@ impl SeriesMeta {
             patchset_hash: s.patchset_hash(),
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct BuildMeta {
-    pub key: String,
-    pub variant: String,
-    pub arch: String,
-    pub source: String,
-    pub kernel_version: String,
-    pub config_base: String,
-    pub fragments: Vec<String>,
-    #[serde(default)]
-    pub series: Option<SeriesMeta>,
-    pub toolchain: String,
-    pub swiotlb_dynamic: bool,
-    pub objects: u64,
-    /// True when the build reused a warm build directory (only what the
-    /// series touched was compiled).
-    #[serde(default)]
-    pub incremental: bool,
-    pub duration_s: f64,
-    pub image_blake3: String,
-    /// The make command line that built it, runnable by hand.
-    pub reproducer: String,
-    pub built_at: String,
 }
 
 pub fn entry_dir(cache: &Path, key: &str) -> PathBuf {

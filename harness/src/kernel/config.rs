@@ -54,7 +54,7 @@ pub fn resolve(cache: &Path, r: &Resolve) -> Result<String> {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).infra(|| format!("cannot create {}", scratch.display()))?;
     let make = |target: &str| -> Result<()> {
-        let mut c = super::build::make_command(cache, r.tree, &scratch, r.arch, r.cc, r.make_args).into_std();
+        let mut c = super::make::command(cache, r.tree, &scratch, r.arch, r.cc, r.make_args).into_std();
         c.arg("-s").arg(target);
         cmd::run(&mut c).map(|_| ()).map_err(|e| {
             Failure::input(format!(

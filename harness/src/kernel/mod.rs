@@ -10,6 +10,7 @@ pub mod arch;
 pub mod build;
 pub mod cache;
 pub mod config;
+mod make;
 pub mod series;
 pub mod source;
 pub mod variant;

@@ -248,10 +248,12 @@ fn tempdir() -> Result<PathBuf> {
 pub fn fetch_b4(message_id: &str, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let name = crate::paths::sanitize(message_id.trim_matches(['<', '>']));
-    let out =
-        Command::new("b4").arg("am").arg("-o").arg(dir).arg("-n").arg(&name).arg(message_id).output().map_err(|e| {
-            Failure::infra(format!("cannot run b4 ({e}): install it (`pip install b4` or apt-get install b4)"))
-        })?;
+    let mut b4 = Command::new("b4");
+    b4.arg("am").arg("-o").arg(dir).arg("-n").arg(&name).arg(message_id);
+    if which::which("b4").is_err() {
+        return Err(Failure::infra("cannot run b4: install it (`pip install b4` or apt-get install b4)"));
+    }
+    let out = crate::host::cmd::output(&mut b4, std::time::Duration::from_secs(600))?;
     let mbox = dir.join(format!("{name}.mbx"));
     if !out.status.success() || !mbox.exists() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -400,14 +402,9 @@ impl PatchableTree {
     }
 
     fn git_apply(&self, patch: &Path, strip: u32, extra: &[&str]) -> std::result::Result<String, String> {
-        let out = self
-            .git()
-            .arg("apply")
-            .arg(format!("-p{strip}"))
-            .args(extra)
-            .arg(patch)
-            .output()
-            .map_err(|e| format!("cannot run git apply: {e}"))?;
+        let mut git = self.git();
+        git.arg("apply").arg(format!("-p{strip}")).args(extra).arg(patch);
+        let out = crate::host::cmd::output(&mut git, crate::host::cmd::LIMIT).map_err(|e| e.message)?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {

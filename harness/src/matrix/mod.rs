@@ -157,8 +157,6 @@ fn line_of(text: &str, needle: &str) -> usize {
 /// More boots than this is a typo, and would only be found out hours later
 /// (or as an allocation of billions of planned boots).
 pub const MAX_REPS: u32 = 1000;
-/// A day: longer is a typo, and sums of deadlines must not overflow.
-pub const MAX_TIMEOUT_S: u64 = 86_400;
 
 impl Matrix {
     pub fn load(root: &Path, file: &Path) -> Result<Matrix> {
@@ -170,8 +168,11 @@ impl Matrix {
         if !(1..=MAX_REPS).contains(&spec.repetitions) {
             return Err(at("repetitions", format!("repetitions must be 1 to {MAX_REPS}")));
         }
-        if let Some(t) = spec.boot_timeout_s.filter(|t| !(1..=MAX_TIMEOUT_S).contains(t)) {
-            return Err(at("boot_timeout_s", format!("boot_timeout_s: {t} is not 1 to {MAX_TIMEOUT_S} seconds")));
+        if let Some(t) = spec.boot_timeout_s.filter(|t| !(1..=crate::guest::machine::MAX_TIMEOUT_S).contains(t)) {
+            return Err(at(
+                "boot_timeout_s",
+                format!("boot_timeout_s: {t} is not 1 to {} seconds", crate::guest::machine::MAX_TIMEOUT_S),
+            ));
         }
         for (axis, list) in [
             ("kernels", spec.kernels.len()),

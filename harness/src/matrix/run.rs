@@ -4,9 +4,8 @@
 use super::Matrix;
 use crate::failure::{Failure, FailureClass, Result};
 use crate::guest::machine::{self, State, Timeouts};
-use crate::guest::profile::Profile;
-use crate::guest::qemu::{Attach, GuestSpec};
-use crate::host::accel::{self, Accel, AccelChoice, AccelRequest, Clock, MachineRequest};
+use crate::guest::qemu::GuestSpec;
+use crate::host::accel::{Accel, AccelChoice, Clock, MachineRequest};
 use crate::host::env::{self, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
@@ -111,29 +110,6 @@ pub fn timeouts(accel: Accel, workload: &Workload, boot: Option<u64>) -> Timeout
     Timeouts { boot: Duration::from_secs(boot), run: Duration::from_secs(workload.timeout_s) }
 }
 
-/// Boot a tiny guest with KVM; Ok only if it reaches init and powers off.
-async fn probe_kvm(kernel: &Kernel, initrd: &Path, cache: &Path) -> Result<()> {
-    // KVM always runs `-cpu host`.
-    let profile = Profile::bare("kvm-probe", &kernel.arch, 256, 1);
-    let kvm = AccelChoice { accel: Accel::Kvm, reason: "probe".into(), clock: Default::default() };
-    let spec = GuestSpec::new(
-        kernel,
-        initrd.to_path_buf(),
-        &profile,
-        &kvm,
-        "",
-        &["bounce.workload=probe".into()],
-        Attach::default(),
-    );
-    let dir = cache.join("kvm-probe");
-    let t = Timeouts { boot: Duration::from_secs(30), run: Duration::from_secs(30) };
-    let run = machine::run(&spec, &dir, t, &|_| {}).await?;
-    match run.failure {
-        None => Ok(()),
-        Some(f) => Err(f),
-    }
-}
-
 /// One accelerator per guest architecture: KVM can only run the host's own.
 pub async fn choose_accels(
     request: MachineRequest,
@@ -145,26 +121,11 @@ pub async fn choose_accels(
         if out.contains_key(&k.arch.name) {
             continue;
         }
-        let choice = accel_for(request, cache, k, initrd).await?;
+        let choice = crate::guest::probe::accel_for(request, cache, k, initrd).await?;
         ui::line(format!("accelerator for {}: {} ({})", k.arch.name, choice.accel.qemu_arg(), choice.reason));
         out.insert(k.arch.name.clone(), choice);
     }
     Ok(out)
-}
-
-/// The accelerator for guests of `kernel`'s architecture.
-pub async fn accel_for(request: MachineRequest, cache: &Path, kernel: &Kernel, initrd: &Path) -> Result<AccelChoice> {
-    let native = kernel.arch.qemu.ends_with(std::env::consts::ARCH);
-    let choice = if !native && request.accel != AccelRequest::Kvm {
-        AccelChoice {
-            accel: Accel::Tcg,
-            reason: format!("{} guest on a {} host", kernel.arch.name, std::env::consts::ARCH),
-            clock: Default::default(),
-        }
-    } else {
-        accel::choose(request.accel, cache, &kernel.arch.qemu, || probe_kvm(kernel, initrd, cache)).await?
-    };
-    Ok(choice.with_clock(request.clock))
 }
 
 pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {

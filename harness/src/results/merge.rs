@@ -3,10 +3,10 @@
 //! reports) as if one machine had booted it all: one plan, one cell file
 //! per cell with every repetition, every guest's logs.
 
+use super::env::{RunEnv, ShardNote};
 use super::store::RunDir;
 use super::{CellKey, CellResult, PlannedBoot, RunPlan, RunState};
 use crate::failure::{Failure, Result};
-use crate::host::env::{RunEnv, ShardNote};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

@@ -2,11 +2,12 @@
 //! report reads it. Metrics are flat `workload.metric` names (as lkp-tests
 //! does) so any two runs compare without special cases.
 
+pub mod env;
 pub mod merge;
 pub mod store;
 
 use crate::failure::{Failure, FailureClass};
-use crate::host::accel::{AccelChoice, Clock};
+use env::{AccelChoice, Clock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -343,8 +344,8 @@ impl RunPlan {
 /// Cells made by hand, for the tests of everything that reads the model.
 #[cfg(test)]
 pub mod testing {
+    use super::env::Accel;
     use super::*;
-    use crate::host::accel::Accel;
 
     /// A boot that passed.
     pub fn passed(rep: u32) -> RepResult {

@@ -9,9 +9,9 @@
 //!   report.txt, report.md   the comparison tables
 //! ```
 
+use super::env::RunEnv;
 use super::{CellResult, RunPlan, RunState};
 use crate::failure::{Failure, Result};
-use crate::host::env::RunEnv;
 use std::path::{Path, PathBuf};
 
 pub struct RunDir {

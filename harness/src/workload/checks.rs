@@ -24,6 +24,8 @@ const RULES: &[(&str, &str)] = &[
     ("oom-kill", r"Out of memory: Killed process|invoked oom-killer"),
     ("io-error", r"I/O error, dev \S+|Buffer I/O error"),
     ("hung-task", r"blocked for more than \d+ seconds"),
+    ("rcu-stall", r"rcu: INFO: \S+ (self-)?detected stall"),
+    ("soft-lockup", r"soft lockup - CPU#\d+ stuck|hard LOCKUP"),
 ];
 
 fn rules() -> &'static [(String, Regex)] {

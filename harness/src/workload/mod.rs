@@ -185,12 +185,12 @@ impl Workload {
                 ))
             })?);
         }
-        if !(1..=crate::matrix::MAX_TIMEOUT_S).contains(&w.timeout_s) {
+        if !(1..=crate::guest::machine::MAX_TIMEOUT_S).contains(&w.timeout_s) {
             return Err(Failure::input(format!(
                 "{}: timeout_s {} is not 1 to {} seconds",
                 w.file.display(),
                 w.timeout_s,
-                crate::matrix::MAX_TIMEOUT_S
+                crate::guest::machine::MAX_TIMEOUT_S
             )));
         }
         if !root.join("workloads").join(&w.guest).exists() {
