@@ -128,3 +128,19 @@ fn a_dropped_config_option_fails_naming_fragment_and_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.config:2: CONFIG_SWIOTLB_DYNAMICC=y was dropped by olddefconfig"), "{err}");
 }
+
+/// Results under a path with a comma: QEMU splits option strings on
+/// commas, so the scratch disk's `file=` must escape it (`,,`), or the
+/// guest has no disk.
+#[test]
+fn a_results_directory_with_a_comma_still_gets_its_disk() {
+    let _lock = heavy_lock();
+    let (dir, file, _) = matrix_dir(
+        "repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [dma32]\nworkloads: [storage]\nparams: {storage: {jobs: [seq-64k], size_mib: 1}}\nswiotlb: {default: \"\"}\n",
+    );
+    let results = dir.path().join("a,b");
+    let o = bounce().args(["matrix", "--matrix"]).arg(&file).arg("--results").arg(&results).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("1 cells, 1 boots: 1 passed"), "{out}");
+}

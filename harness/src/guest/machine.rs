@@ -283,26 +283,24 @@ async fn drive(
         console_text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(nothing)").trim().to_string();
     let ready = ready_at.is_some() || run.transcript.ready.is_some();
 
+    // The kernel itself gave up: a bug of the kernel under test once the
+    // workload runs, a boot failure before.
+    let kernel_failed = |how: &str, what: &str| {
+        if ready {
+            Failure::new(
+                FailureClass::Correctness,
+                format!("kernel {how} during the workload: {what} (console: {console_path})"),
+            )
+        } else {
+            Failure::new(FailureClass::Boot, format!("kernel {how} before init: {what} (console: {console_path})"))
+        }
+    };
     if panicked {
         let what = panic_line.unwrap_or_else(|| "pvpanic reported a guest panic".into());
-        return Err(if ready {
-            Failure::new(
-                FailureClass::Correctness,
-                format!("kernel panicked during the workload: {what} (console: {console_path})"),
-            )
-        } else {
-            Failure::new(FailureClass::Boot, format!("kernel panicked before init: {what} (console: {console_path})"))
-        });
+        return Err(kernel_failed("panicked", &what));
     }
     if let Some(line) = stalled {
-        return Err(if ready {
-            Failure::new(
-                FailureClass::Correctness,
-                format!("kernel stalled during the workload: `{line}` (console: {console_path})"),
-            )
-        } else {
-            Failure::new(FailureClass::Boot, format!("kernel stalled before init: `{line}` (console: {console_path})"))
-        });
+        return Err(kernel_failed("stalled", &format!("`{line}`")));
     }
     if stopped {
         return Err(Failure::infra(format!(

@@ -158,9 +158,12 @@ impl GuestSpec {
                 "-chardev".into(),
                 format!("socket,id=res,fd={RESULTS_FD}"),
             ]),
-            Some(file) => {
-                a.extend(["-serial".into(), "mon:stdio".into(), "-chardev".into(), format!("file,id=res,path={file}")])
-            }
+            Some(file) => a.extend([
+                "-serial".into(),
+                "mon:stdio".into(),
+                "-chardev".into(),
+                format!("file,id=res,path={}", opt_value(file)),
+            ]),
         }
         a.extend(self.results_channel.iter().cloned());
         if terminal.is_none() {
@@ -178,7 +181,10 @@ impl GuestSpec {
         }
         let at = &self.attach;
         if let (Some(img), Some(slot)) = (&at.disk, &p.disk) {
-            a.extend(["-drive".into(), format!("if=none,id=scratch,file={},format=raw,cache=none", img.display())]);
+            a.extend([
+                "-drive".into(),
+                format!("if=none,id=scratch,file={},format=raw,cache=none", opt_value(&img.display().to_string())),
+            ]);
             if let Some(c) = &slot.controller {
                 a.extend(["-device".into(), format!("{c},id=scratchctl")]);
             }
@@ -197,7 +203,7 @@ impl GuestSpec {
             let platform = if p.confidential.is_some() { ",iommu_platform=on,disable-legacy=on" } else { "" };
             a.extend([
                 "-drive".into(),
-                format!("if=none,id=tools,file={},format=raw,readonly=on", img.display()),
+                format!("if=none,id=tools,file={},format=raw,readonly=on", opt_value(&img.display().to_string())),
                 "-device".into(),
                 format!("virtio-blk-pci,drive=tools,serial={TOOLS_SERIAL}{platform}"),
             ]);
@@ -214,6 +220,13 @@ impl GuestSpec {
         }
         out.join(" ")
     }
+}
+
+/// A value inside a QEMU option string (`file=...,format=raw`): QEMU
+/// splits on commas and reads `,,` as one, so a path with a comma (a cache
+/// under `~/a,b`) must not become two options.
+fn opt_value(v: &str) -> String {
+    v.replace(',', ",,")
 }
 
 #[cfg(test)]
@@ -358,5 +371,11 @@ mod tests {
         assert!(!r.contains("fd=3"));
         let r = spec("arm64").reproducer();
         assert!(r.contains("-chardev file,id=res,path=results.txt -device pci-serial,chardev=res"), "{r}");
+    }
+
+    #[test]
+    fn commas_in_paths_do_not_split_qemu_options() {
+        assert_eq!(opt_value("/home/a,b/scratch.img"), "/home/a,,b/scratch.img");
+        assert_eq!(opt_value("/plain"), "/plain");
     }
 }
