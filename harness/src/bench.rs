@@ -273,21 +273,21 @@ pub async fn vng_ratio(root: &Path, cache: &Path, pairs: usize, machine: Machine
     let accel = crate::guest::probe::accel_for(machine, cache, &k, &initrd).await?;
     let vng = vng(cache)?;
     let profile = crate::guest::profile::Profile::bare("boot-to-result", &k.arch, 1024, 2);
+    let spec = crate::guest::qemu::GuestSpec::new(
+        &k,
+        initrd,
+        &profile,
+        &accel,
+        "",
+        &["bounce.workload=probe".into()],
+        Default::default(),
+    );
     let tmp = tempfile::tempdir().infra(|| "cannot create a temporary directory".into())?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for i in 0..pairs.max(1) {
         for bounce_side in [i % 2 == 0, i % 2 == 1] {
             let t0 = Instant::now();
             if bounce_side {
-                let spec = crate::guest::qemu::GuestSpec::new(
-                    &k,
-                    initrd.clone(),
-                    &profile,
-                    &accel,
-                    "",
-                    &["bounce.workload=probe".into()],
-                    Default::default(),
-                );
                 let t = crate::guest::machine::Timeouts {
                     boot: std::time::Duration::from_secs(240),
                     run: std::time::Duration::from_secs(60),
@@ -336,7 +336,7 @@ pub async fn vng_ratio(root: &Path, cache: &Path, pairs: usize, machine: Machine
         k.meta.key,
         v.name,
         accel.short(),
-        if accel.clock == Clock::Host { profile.smp } else { 1 },
+        spec.vcpus(),
         med(&ours),
         med(&theirs),
         med(&ratios)

@@ -134,6 +134,11 @@ fn data_corrupted_behind_fio_s_back_fails_the_cell_as_correctness() {
     );
 }
 
+/// The one run directory a matrix writes under `results`, once it exists.
+fn the_run(results: &Path) -> Option<std::path::PathBuf> {
+    Some(std::fs::read_dir(results.join("runs")).ok()?.flatten().next()?.path())
+}
+
 /// Start `bounce matrix` and wait until the stalling guest's QEMU runs.
 fn start_until_stalled(project: &Path, matrix: &Path, results: &Path) -> (std::process::Child, i32) {
     build_x86_64_first("6.12-fixed", Some(project));
@@ -231,7 +236,7 @@ fn an_interrupted_run_resumes_with_only_the_missing_boots() {
         .unwrap();
     // Interrupted once the first boot is stored, while the next one runs.
     let run = wait_for(&mut child, 900, "the first boot's record", || {
-        let run = std::fs::read_dir(results.join("runs")).ok()?.flatten().next()?.path();
+        let run = the_run(&results)?;
         run.join("cells/6.12-dynamic.dma32.memory.default.json").exists().then_some(run)
     });
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
@@ -417,7 +422,7 @@ fn a_report_arrives_whole_when_a_child_still_holds_the_channel() {
         .spawn()
         .unwrap();
     let channel = wait_for(&mut child, 600, "the tail workload to start", || {
-        let run = std::fs::read_dir(results.join("runs")).ok()?.flatten().next()?.path();
+        let run = the_run(&results)?;
         let c = run.join("guests/6.12-fixed.dma32.tail.default/rep-0/channel.log");
         std::fs::read_to_string(&c).ok()?.contains("tail-go").then_some(c)
     });

@@ -311,20 +311,18 @@ async fn drive(
     if timed_out {
         // The kernel's own words, when it said something went wrong,
         // say more than the last line it printed.
-        let last_console = match super::stall::diagnosis(&console_text) {
-            Some(d) => format!("{last_console}`; the kernel said: `{d}"),
-            None => last_console,
-        };
+        let said =
+            super::stall::diagnosis(&console_text).map(|d| format!("; the kernel said: `{d}`")).unwrap_or_default();
         return Err(if ready {
             Failure::new(
                 FailureClass::Workload,
                 format!(
-                    "guest did not finish within {:?} (last console line: `{last_console}`; console: {console_path})",
+                    "guest did not finish within {:?} (last console line: `{last_console}`{said}; console: {console_path})",
                     timeouts.run
                 ),
             )
         } else {
-            Failure::new(FailureClass::Boot, format!("guest did not reach init within {:?} (last console line: `{last_console}`; console: {console_path})", timeouts.boot))
+            Failure::new(FailureClass::Boot, format!("guest did not reach init within {:?} (last console line: `{last_console}`{said}; console: {console_path})", timeouts.boot))
         });
     }
     if shutdown.is_none() && !done {

@@ -267,16 +267,6 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
     boot_all(&m, &prepared, &accels, run, plan, missing, results, opts.jobs(), started).await
 }
 
-/// Boot `schedule` (a plan's boots, or what is left of them), storing each
-/// cell as it finishes and the plan's state at the start and the end.
-///
-/// Guests on the instruction clock run up to `jobs` at once, in plan
-/// order: each is one vCPU on one host thread, and its timings count its
-/// own instructions, so a neighbour cannot move them (the A and B of a
-/// kernel pair, next to each other in the plan, then share the host's
-/// load exactly). A guest on the host's clock runs alone: a neighbour
-/// would be part of what it measures.
-#[allow(clippy::too_many_arguments)]
 /// One matrix boots guests at a time on a host: two would share the cores
 /// and skew each other's timings (and --jobs already fills them). A second
 /// harness waits, says so, and gives up after BOUNCE_LOCK_WAIT_S (3 h).
@@ -290,6 +280,16 @@ async fn guests_lock(cache: &Path) -> Result<crate::lock::Lock> {
     .await
 }
 
+/// Boot `schedule` (a plan's boots, or what is left of them), storing each
+/// cell as it finishes and the plan's state at the start and the end.
+///
+/// Guests on the instruction clock run up to `jobs` at once, in plan
+/// order: each is one vCPU on one host thread, and its timings count its
+/// own instructions, so a neighbour cannot move them (the A and B of a
+/// kernel pair, next to each other in the plan, then share the host's
+/// load exactly). A guest on the host's clock runs alone: a neighbour
+/// would be part of what it measures.
+#[allow(clippy::too_many_arguments)]
 async fn boot_all(
     m: &Matrix,
     prepared: &Prepared,
