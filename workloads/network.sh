@@ -1,9 +1,9 @@
 # network: iperf3 (from the tools disk) and bounce-stream against the
-# harness's services on 10.0.2.2.
+# harness's services, which QEMU forwards at $BOUNCE_PEER (and nothing else).
 workload_main() {
 	tools_mount || return 1
 	net_up || return 1
-	host=10.0.2.2
+	host=$BOUNCE_PEER
 	section iperf-up /tools/bin/iperf3 -c $host -p "$BOUNCE_IPERF_PORT" -t "${BOUNCE_SECONDS:-3}" -J
 	section iperf-down /tools/bin/iperf3 -c $host -p "$BOUNCE_IPERF_PORT" -t "${BOUNCE_SECONDS:-3}" -R -J
 	bytes=$((${BOUNCE_STREAM_MIB:-8} * 1048576))

@@ -150,7 +150,7 @@ pub async fn boot(
             } else {
                 let dir = tmp.path().join(format!("bare-{i}"));
                 std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
-                let spec = run::guest_spec(&m, &prepared, &accel, &key, &dir, &[])?;
+                let spec = run::guest_spec(&m, &prepared, &accel, &key, &dir, &Default::default())?;
                 let results = dir.join("results.txt");
                 let console = std::fs::File::create(dir.join("console.log")).infra(|| "console.log".into())?;
                 let mut qemu = tokio::process::Command::new(&spec.qemu);

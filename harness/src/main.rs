@@ -49,6 +49,10 @@ enum Command {
         #[arg(long, value_name = "K/N", conflicts_with = "resume")]
         shard: Option<Shard>,
     },
+    /// One guest connection to a harness service (QEMU runs it, the
+    /// connection on stdin/stdout).
+    #[command(hide = true)]
+    Relay { to: std::net::SocketAddr },
     /// Which patch of a matrix's series fails the gate: boot the base and
     /// the whole series, then bisect the series' prefixes, building and
     /// booting only those a bisection needs.
@@ -295,6 +299,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root()?;
     match cli.command {
+        Command::Relay { to } => bounce::workload::services::relay(to).await.map(|()| 0),
         Command::Matrix { matrix, dry_run, run: args, gate, allow_env_mismatch, resume, shard } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {

@@ -233,6 +233,11 @@ fn hostile_input_is_one_line_and_exit_2_never_a_panic() {
             &format!("{good}boot_timeout_s: 18446744073709551615\n"),
             "m.yaml:6: boot_timeout_s: 18446744073709551615 is not 1 to 86400 seconds",
         ),
+        // A parameter that would smuggle its own kernel words in.
+        (
+            &format!("{good}params: {{memory: {{oom_probe: \"0 init=/bin/sh\"}}}}\n"),
+            "m.yaml:6: workload memory: parameter `oom_probe`: value \"0 init=/bin/sh\" contains ' ': it would split the kernel command line",
+        ),
     ];
     for (yaml, want) in cases {
         std::fs::write(&f, yaml).unwrap();

@@ -478,3 +478,66 @@ fn a_stalled_kernel_ends_its_boot_with_the_kernel_s_diagnosis() {
     // Ended by the diagnosis, not by the 600 s timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
 }
+
+/// The guest's network is restricted to the harness's services: a port
+/// open on the host (on every address) is out of reach through the host's
+/// alias 10.0.2.2 and through the host's own address, while the forwarded
+/// stream checker still carries a verified stream (so the guest's network
+/// works and the refusals are the restriction's).
+#[test]
+fn a_guest_reaches_its_services_and_no_other_host_port() {
+    let _lock = heavy_lock();
+    let project = project_with_bad_parts();
+    let p = project.path();
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = reached.clone();
+    std::thread::spawn(move || {
+        for c in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    // The host's address on its default route, if it has one (no packet
+    // is sent to learn it).
+    let host_ip = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").and_then(|()| s.local_addr()))
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "10.0.2.2".into());
+    std::fs::write(
+        p.join("workloads/escape.sh"),
+        r#"workload_main() {
+	net_up || return 1
+	rc=0
+	# The probe itself works: it connects to the forward.
+	nc -w 5 "$BOUNCE_PEER" "$BOUNCE_STREAM_PORT" -e true < /dev/null || rc=3
+	for a in 10.0.2.2 "$BOUNCE_HOST_IP"; do
+		if nc -w 5 "$a" "$BOUNCE_PROBE_PORT" -e true < /dev/null; then
+			echo "escape: reached $a:$BOUNCE_PROBE_PORT" >&3
+			rc=1
+		fi
+	done
+	bounce-stream up "$BOUNCE_PEER" "$BOUNCE_STREAM_PORT" 1 65536 || rc=2
+	# Unbound, the NIC unmaps its receive ring (the counters' leak check).
+	for i in /sys/class/net/*; do
+		[ "${i##*/}" = lo ] && continue
+		dev=$(readlink -f "$i/device")
+		echo "${dev##*/}" > "$dev/driver/unbind"
+	done
+	return $rc
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("workloads/escape.yaml"),
+        format!(
+            "description: tries the host's ports\nguest: escape.sh\nkind: common\ntimeout_s: 120\nneeds: [nic]\nservices: [stream]\nparams: {{probe_port: {port}, host_ip: \"{host_ip}\"}}\nmetrics: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let r = run_matrix_in(Some(p), &matrix("dma32", "escape"), &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.out, r.err);
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "a guest connection reached port {port}");
+}

@@ -1,6 +1,6 @@
 /*
  * bounce-stream: move seeded pseudo-random data between the guest and the
- * harness's stream checker (on the host, reached as 10.0.2.2 through QEMU
+ * harness's stream checker (on the host, reached through QEMU's restricted
  * user networking) so that every byte that crossed the NIC's DMA path, and
  * so the bounce buffers, is compared with what was meant to arrive.
  *

@@ -18,8 +18,11 @@ pub const QMP_FD: i32 = 5;
 pub struct Attach {
     /// A scratch disk image on the profile's disk slot (the one that bounces).
     pub disk: Option<PathBuf>,
-    /// The profile's NIC, on QEMU user networking (the host is 10.0.2.2).
+    /// The profile's NIC, on QEMU user networking, restricted: the guest
+    /// reaches nothing but `forwards`.
     pub nic: bool,
+    /// The harness's services the guest may reach, at [`PEER_ADDR`].
+    pub forwards: Vec<Forward>,
     /// The profile's display device.
     pub gpu: bool,
     /// The read-only tools disk, on a device that does not bounce.
@@ -41,6 +44,20 @@ pub struct GuestSpec {
     pub attach: Attach,
     /// The host's SEV facts, for profiles that really encrypt memory.
     pub sev: Option<SevHost>,
+}
+
+/// Where a guest finds the harness's services. QEMU user networking runs
+/// with `restrict=on`, so a guest (a kernel built from patches off a public
+/// list) reaches no host port and no address but these forwards.
+pub const PEER_ADDR: &str = "10.0.2.100";
+
+/// One TCP port of [`PEER_ADDR`]: QEMU runs `relay` for each connection the
+/// guest opens to it, the connection on the relay's stdin and stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub port: u16,
+    /// A command line as GLib parses it (shell words).
+    pub relay: String,
 }
 
 /// The serial numbers the guest finds its disks by.
@@ -191,7 +208,11 @@ impl GuestSpec {
             a.extend(["-device".into(), format!("{},drive=scratch,serial={SCRATCH_SERIAL}", slot.device)]);
         }
         if let (true, Some(nic)) = (at.nic, &p.nic) {
-            a.extend(["-netdev".into(), "user,id=net0".into(), "-device".into(), format!("{nic},netdev=net0")]);
+            let mut netdev = String::from("user,id=net0,restrict=on");
+            for f in &at.forwards {
+                netdev.push_str(&format!(",guestfwd=tcp:{PEER_ADDR}:{}-cmd:{}", f.port, opt_value(&f.relay)));
+            }
+            a.extend(["-netdev".into(), netdev, "-device".into(), format!("{nic},netdev=net0")]);
         }
         if let (true, Some(gpu)) = (at.gpu, &p.gpu) {
             a.extend(["-device".into(), gpu.clone()]);
@@ -280,11 +301,19 @@ mod tests {
     #[test]
     fn workload_devices_go_on_the_profile_slots() {
         let mut s = spec("dma32");
-        s.attach =
-            Attach { disk: Some("/r/scratch.img".into()), nic: true, gpu: true, tools: Some("/c/tools.img".into()) };
+        s.attach = Attach {
+            disk: Some("/r/scratch.img".into()),
+            nic: true,
+            forwards: vec![Forward { port: 5201, relay: "'/a b/bounce' relay 127.0.0.1:5201".into() }],
+            gpu: true,
+            tools: Some("/c/tools.img".into()),
+        };
         let a = s.args().join(" ");
         assert!(a.contains("-drive if=none,id=scratch,file=/r/scratch.img,format=raw,cache=none -device lsi53c810,id=scratchctl -device scsi-hd,bus=scratchctl.0,drive=scratch,serial=bounce-scratch"), "{a}");
-        assert!(a.contains("-netdev user,id=net0 -device e1000,netdev=net0"), "{a}");
+        assert!(
+            a.contains("-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:5201-cmd:'/a b/bounce' relay 127.0.0.1:5201 -device e1000,netdev=net0"),
+            "{a}"
+        );
         assert!(!a.contains("virtio-gpu"), "dma32 has no gpu slot: {a}");
         assert!(a.contains("-device virtio-blk-pci,drive=tools,serial=bounce-tools"), "{a}");
         assert!(!a.contains("drive=tools,serial=bounce-tools,iommu_platform"), "{a}");
@@ -297,7 +326,13 @@ mod tests {
         let mut s = spec("sev");
         s.accel = Accel::Kvm;
         s.sev = Some(SevHost { cbitpos: 51, reduced_phys_bits: 1 });
-        s.attach = Attach { disk: Some("/r/s.img".into()), nic: true, gpu: false, tools: Some("/c/t.img".into()) };
+        s.attach = Attach {
+            disk: Some("/r/s.img".into()),
+            nic: true,
+            forwards: Vec::new(),
+            gpu: false,
+            tools: Some("/c/t.img".into()),
+        };
         s.append = "console=ttyS0 panic=-1".into();
         let a = s.args();
         let expected = [

@@ -418,20 +418,22 @@ pub(crate) fn cell_accel(m: &Matrix, accels: &BTreeMap<String, AccelChoice>, key
 }
 
 /// The guest of one boot of `key`, its files in `dir`, told where the
-/// host's services listen by `services` (kernel words).
+/// host's services listen by `peers`.
 pub(crate) fn guest_spec(
     m: &Matrix,
     prepared: &Prepared,
     accel: &AccelChoice,
     key: &CellKey,
     dir: &Path,
-    services: &[String],
+    peers: &services::Peers,
 ) -> Result<GuestSpec> {
     let (kernel, initrd) = prepared.get(m, key);
     let workload = &m.workloads[&key.workload];
     let tools = if workload.tools { prepared.tools.get(&kernel.arch.name).cloned() } else { None };
     let mut extra = workload.cmdline();
-    extra.extend(services.iter().cloned());
+    extra.extend(peers.cmdline.iter().cloned());
+    let mut attach = workload.attach(dir, tools)?;
+    attach.forwards = peers.forwards.clone();
     Ok(GuestSpec::new(
         kernel,
         initrd.clone(),
@@ -439,7 +441,7 @@ pub(crate) fn guest_spec(
         accel,
         m.spec.swiotlb[&key.swiotlb].args(),
         &extra,
-        workload.attach(dir, tools)?,
+        attach,
     ))
 }
 
@@ -458,7 +460,7 @@ pub(crate) async fn run_one(
     let (dir, rel) = run.guest_dir(&key.id(), rep);
     std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let services = services::start(&workload.services, &dir).await?;
-    let spec = guest_spec(m, prepared, accel, key, &dir, &services.cmdline)?;
+    let spec = guest_spec(m, prepared, accel, key, &dir, &services.peers)?;
     let spinner = ui::spinner();
     let on_state = |s: State| spinner.set_message(format!("{label}: {s}"));
     let g = machine::run(&spec, &dir, timeouts(accel.accel, workload, m.spec.boot_timeout_s), &on_state).await;

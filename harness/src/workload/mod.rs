@@ -193,6 +193,9 @@ impl Workload {
                 crate::guest::machine::MAX_TIMEOUT_S
             )));
         }
+        for (k, v) in &w.params {
+            param_word(k, v).map_err(|e| Failure::input(format!("{}: {e}", w.file.display())))?;
+        }
         if !root.join("workloads").join(&w.guest).exists() {
             return Err(Failure::input(format!(
                 "{}: guest program `{}` not found in workloads/",
@@ -222,6 +225,7 @@ impl Workload {
                     self.params.keys().cloned().collect::<Vec<_>>().join(", ")
                 )));
             }
+            param_word(k, v).map_err(|e| Failure::input(format!("workload {}: {e}", self.name)))?;
             w.params.insert(k.clone(), v.clone());
         }
         Ok(w)
@@ -233,9 +237,8 @@ impl Workload {
         if !self.trace_bounces {
             v.push("bounce.trace=0".into());
         }
-        for (k, val) in &self.params {
-            v.push(format!("bounce.{k}={}", param_text(val)));
-        }
+        // Checked when loaded and when overridden: one word each.
+        v.extend(self.params.iter().filter_map(|(k, val)| param_word(k, val).ok()));
         v
     }
 
@@ -345,6 +348,23 @@ impl Workload {
 
 fn yes() -> bool {
     true
+}
+
+/// A parameter as the one kernel command-line word `bounce.KEY=VALUE` that
+/// /init exports as `BOUNCE_KEY`. A space or a quote in a value (from a
+/// matrix file) would add words of its own to the kernel's command line
+/// (`init=`, `swiotlb=`): refused, as is a key that is no shell name.
+fn param_word(k: &str, v: &serde_yaml::Value) -> std::result::Result<String, String> {
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(format!("parameter name {k:?} must be lower-case letters, digits and `_`"));
+    }
+    let text = param_text(v);
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '"' || *c == '\'') {
+        return Err(format!(
+            "parameter `{k}`: value {text:?} contains {c:?}: it would split the kernel command line (one word, no quotes)"
+        ));
+    }
+    Ok(format!("bounce.{k}={text}"))
 }
 
 fn param_text(v: &serde_yaml::Value) -> String {

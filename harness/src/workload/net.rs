@@ -58,7 +58,7 @@ pub fn check(t: &Transcript, services: &Report) -> Result<()> {
         let Some(v) = verdicts.first() else {
             return Err(Failure::new(
                 FailureClass::Workload,
-                format!("network: the stream checker saw no `{dir}` transfer (did the guest reach 10.0.2.2?)"),
+                format!("network: the stream checker saw no `{dir}` transfer (did the guest reach its peer address?)"),
             ));
         };
         if !v.ok() {

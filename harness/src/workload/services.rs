@@ -1,9 +1,12 @@
 //! Host-side peers of a workload, started before its guest and stopped
 //! after: an iperf3 server and the verified-stream checker, both on the
-//! host's loopback, which QEMU user networking shows the guest as 10.0.2.2.
+//! host's loopback. The guest reaches them at [`PEER_ADDR`] and reaches
+//! nothing else: QEMU relays each connection through `bounce relay`.
 
 use super::stream::{self, Verdict, Verdicts};
 use crate::failure::{Classify, Failure, Result};
+use crate::guest::qemu::{Forward, PEER_ADDR};
+use std::os::fd::AsFd;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -20,11 +23,29 @@ pub struct Report {
     pub stream: Vec<Verdict>,
 }
 
+/// What a guest is told and given to reach the services.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    /// `bounce.KEY=VALUE` words telling the guest where the services are.
+    pub cmdline: Vec<String>,
+    pub forwards: Vec<Forward>,
+}
+
+impl Peers {
+    fn add(&mut self, key: &str, port: u16) -> Result<()> {
+        let exe = std::env::current_exe().infra(|| "cannot find the harness's own binary (for `bounce relay`)".into())?;
+        let exe = exe.to_str().ok_or_else(|| Failure::infra(format!("{}: not UTF-8", exe.display())))?;
+        let exe = shlex::try_quote(exe).infra(|| format!("cannot quote {exe}"))?;
+        self.forwards.push(Forward { port, relay: format!("{exe} relay 127.0.0.1:{port}") });
+        self.cmdline.push(format!("bounce.{key}={port}"));
+        Ok(())
+    }
+}
+
 pub struct Running {
     iperf3: Option<tokio::process::Child>,
     stream: Option<(tokio::task::JoinHandle<()>, Verdicts)>,
-    /// `bounce.KEY=VALUE` words telling the guest where the services are.
-    pub cmdline: Vec<String>,
+    pub peers: Peers,
 }
 
 fn free_port() -> Result<u16> {
@@ -33,7 +54,10 @@ fn free_port() -> Result<u16> {
 }
 
 pub async fn start(services: &[Service], dir: &Path) -> Result<Running> {
-    let mut r = Running { iperf3: None, stream: None, cmdline: Vec::new() };
+    let mut r = Running { iperf3: None, stream: None, peers: Peers::default() };
+    if !services.is_empty() {
+        r.peers.cmdline.push(format!("bounce.peer={PEER_ADDR}"));
+    }
     for s in services {
         match s {
             Service::Iperf3 => {
@@ -53,7 +77,7 @@ pub async fn start(services: &[Service], dir: &Path) -> Result<Running> {
                         ))
                     })?;
                 r.iperf3 = Some(child);
-                r.cmdline.push(format!("bounce.iperf_port={port}"));
+                r.peers.add("iperf_port", port)?;
             }
             Service::Stream => {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -62,7 +86,7 @@ pub async fn start(services: &[Service], dir: &Path) -> Result<Running> {
                 let port = l.local_addr().infra(|| "no local address".into())?.port();
                 let v: Verdicts = Default::default();
                 r.stream = Some((tokio::spawn(stream::serve(l, v.clone())), v));
-                r.cmdline.push(format!("bounce.stream_port={port}"));
+                r.peers.add("stream_port", port)?;
             }
         }
     }
@@ -85,4 +109,21 @@ impl Running {
         }
         report
     }
+}
+
+/// One guest connection to a service, relayed: QEMU (libslirp) starts this
+/// for each connection to a forward, the connection on stdin and stdout
+/// (one end of a socketpair). Only the host's loopback: a forward cannot
+/// be turned into a way out. Silent, since stderr is the guest's socket too.
+pub async fn relay(to: std::net::SocketAddr) -> Result<()> {
+    if !to.ip().is_loopback() {
+        return Err(Failure::input(format!("relay: {to} is not on the loopback")));
+    }
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().infra(|| "relay: no stdin".into())?;
+    let guest = std::os::unix::net::UnixStream::from(fd);
+    guest.set_nonblocking(true).infra(|| "relay: stdin is not a socket".into())?;
+    let mut guest = tokio::net::UnixStream::from_std(guest).infra(|| "relay: stdin is not a socket".into())?;
+    let mut host = tokio::net::TcpStream::connect(to).await.infra(|| format!("relay: cannot reach {to}"))?;
+    tokio::io::copy_bidirectional(&mut guest, &mut host).await.infra(|| "relay: connection lost".into())?;
+    Ok(())
 }

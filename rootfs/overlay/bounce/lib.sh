@@ -158,8 +158,8 @@ tools_mount() {
 	return 1
 }
 
-# Bring the NIC up on QEMU user networking: the guest is 10.0.2.15, the
-# host's loopback is 10.0.2.2.
+# Bring the NIC up on QEMU user networking: the guest is 10.0.2.15; the
+# harness's services are at $BOUNCE_PEER (restricted: nothing else is).
 net_up() {
 	ip link set lo up
 	for i in /sys/class/net/*; do
