@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::process::Command;
 
 #[test]
 fn dry_run_lists_the_default_matrix() {
@@ -313,4 +314,47 @@ fn without_home_the_cache_is_private() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("others may write or read it") && err.contains("set BOUNCE_CACHE (or HOME)"), "{err}");
+}
+
+/// Root is needed only to install host tools. As a normal user, `bounce
+/// doctor` names what is missing and the one command (with sudo) that
+/// installs it, runs no apt-get itself, and exits 3; a matrix plans as that
+/// user.
+#[test]
+fn a_normal_user_is_told_the_root_command_and_nothing_is_installed() {
+    let project = common::project_copy();
+    let arch = project.path().join("kernels/arch/x86_64.yaml");
+    let yaml = std::fs::read_to_string(&arch).unwrap().replace(
+        "host_tools:\n",
+        "host_tools:\n  - bin: bounce-no-such-tool\n    package: bounce-no-such-pkg\n    why: a tool this host lacks\n",
+    );
+    std::fs::write(&arch, yaml).unwrap();
+    std::fs::copy(common::root().join("matrix.yaml"), project.path().join("matrix.yaml")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    nix::unistd::chown(home.path(), Some(65534.into()), Some(65534.into())).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_bounce"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", home.path())
+            .env("BOUNCE_ROOT", project.path())
+            .output()
+            .unwrap();
+        (o.status.code(), text(&o))
+    };
+    let (code, (out, err)) = as_nobody(&["doctor"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.contains("MISSING") && out.contains("bounce-no-such-pkg"), "{out}");
+    assert!(
+        err.contains("install them with: sudo apt-get update -q && ")
+            && err.contains("sudo apt-get install -y -q --no-install-recommends bounce-no-such-pkg"),
+        "{err}"
+    );
+    assert!(!err.contains("installing host tools"), "{err}");
+    let (code, (out, err)) = as_nobody(&["matrix", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("6.12-fixed.dma32.storage.default"), "{out}");
 }

@@ -65,7 +65,22 @@ impl TryFrom<RequirementFields> for Requirement {
                 ))
             }
         };
+        for name in [Some(&f.package), if let Probe::ForeignArch(a) = &probe { Some(a) } else { None }].into_iter().flatten() {
+            check_package_name(name)?;
+        }
         Ok(Requirement { probe, package: f.package, why: f.why, alone: f.alone })
+    }
+}
+
+/// Debian's rule for package (and architecture) names: what apt-get gets
+/// as an argument can never be read as an option or as two names.
+fn check_package_name(name: &str) -> std::result::Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("package name {name:?} is not a Debian package name (a-z, 0-9, + - . :)"))
     }
 }
 
@@ -152,16 +167,14 @@ pub fn ensure(requirements: &[Requirement]) -> Result<()> {
         )));
     }
     for step in &plan {
-        eprintln!("bounce: installing host tools: {step}");
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(step)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| Failure::infra(format!("cannot run `{step}`: {e}")))?;
-        if !status.success() {
-            return Err(Failure::infra(format!("`{step}` failed ({status}); run it by hand to see why")));
+        crate::ui::line(format!("installing host tools: {step}"));
+        let mut c = Command::new(&step.0[0]);
+        c.args(&step.0[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        let out = super::cmd::output(&mut c, super::cmd::LIMIT)?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            return Err(Failure::infra(format!("`{step}` failed ({}): {last}", out.status)));
         }
     }
     let still: Vec<&Requirement> = requirements.iter().filter(|r| !r.is_present()).collect();
@@ -183,13 +196,13 @@ pub fn may_install() -> bool {
 
 /// `apt-get update` first (a fresh machine has no lists), then the shared
 /// packages in one command and each `alone` package in its own.
-pub fn install_plan(missing: &[&Requirement]) -> Vec<String> {
+pub fn install_plan(missing: &[&Requirement]) -> Vec<Step> {
     let mut together: Vec<&str> = Vec::new();
     let mut alone: Vec<&str> = Vec::new();
     let mut plan = Vec::new();
     for r in missing {
         if let Probe::ForeignArch(a) = &r.probe {
-            plan.push(format!("dpkg --add-architecture {a}"));
+            plan.push(Step::of(&["dpkg", "--add-architecture", a]));
             continue;
         }
         let list = if r.alone { &mut alone } else { &mut together };
@@ -197,14 +210,33 @@ pub fn install_plan(missing: &[&Requirement]) -> Vec<String> {
             list.push(&r.package);
         }
     }
-    plan.push("apt-get update -q".to_string());
+    plan.push(Step::of(&["apt-get", "update", "-q"]));
+    const INSTALL: [&str; 5] = ["apt-get", "install", "-y", "-q", "--no-install-recommends"];
     for pkg in alone {
-        plan.push(format!("apt-get install -y -q --no-install-recommends {pkg}"));
+        plan.push(Step::of(&[&INSTALL[..], &[pkg]].concat()));
     }
     if !together.is_empty() {
-        plan.push(format!("apt-get install -y -q --no-install-recommends {}", together.join(" ")));
+        plan.push(Step::of(&[&INSTALL[..], &together].concat()));
     }
     plan
+}
+
+/// One command of an install plan, run without a shell (package names are
+/// arguments, never shell text), printed as a line to paste.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step(pub Vec<String>);
+
+impl Step {
+    fn of(argv: &[&str]) -> Step {
+        Step(argv.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        f.write_str(&shlex::try_join(words).unwrap_or_else(|_| self.0.join(" ")))
+    }
 }
 
 #[cfg(test)]
@@ -217,7 +249,7 @@ mod tests {
         q.alone = true;
         let f = Requirement::new(Probe::Bin("flex".into()), "flex", "build");
         let b = Requirement::new(Probe::Bin("bison".into()), "bison", "build");
-        let plan = install_plan(&[&f, &q, &b, &f]);
+        let plan: Vec<String> = install_plan(&[&f, &q, &b, &f]).iter().map(|s| s.to_string()).collect();
         assert_eq!(
             plan,
             vec![
@@ -226,6 +258,16 @@ mod tests {
                 "apt-get install -y -q --no-install-recommends flex bison",
             ]
         );
+    }
+
+    #[test]
+    fn a_package_name_is_never_shell_text_or_an_option() {
+        for bad in ["flex; rm -rf ~", "-o=APT::Get::Foo", "flex bison", "Flex", ""] {
+            assert!(check_package_name(bad).is_err(), "{bad}");
+        }
+        for good in ["gcc-aarch64-linux-gnu", "libstdc++6:arm64", "qemu-system-x86", "g++"] {
+            assert!(check_package_name(good).is_ok(), "{good}");
+        }
     }
 
     #[test]
