@@ -146,19 +146,32 @@ fn an_interrupted_build_leaves_no_entry_and_the_next_run_completes_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until make runs (well inside an incremental build, which takes
-    // a minute or more), then kill the harness outright.
-    wait_for(&mut child, 300, "make to start", || {
-        (!processes_mentioning("make", &tree.display().to_string()).is_empty()).then_some(())
+    // Wait until the build's make runs (not the config step's, in a
+    // `resolve-` directory), then kill the harness outright.
+    let cmdline = |pid: &i32| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    wait_for(&mut child, 300, "the build's make to start", || {
+        let out_dir = format!("O={}/", cache.join("build").display());
+        processes_mentioning("make", &out_dir)
+            .iter()
+            .any(|p| !String::from_utf8_lossy(&cmdline(p)).contains("/resolve-"))
+            .then_some(())
     });
-    std::thread::sleep(std::time::Duration::from_secs(5));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Every process of the build: both makes (kbuild's second make, and
+    // the one per directory) and the compilers, by the tree's name.
+    let tree_name = tree.file_name().unwrap().to_string_lossy().into_owned();
+    let building = || processes_mentioning("", &tree_name);
+    assert!(!building().is_empty(), "the build ended before the kill: the test would prove nothing");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-    // make follows the harness (parent-death signal); its compilers finish their file.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !processes_mentioning("make", &tree.display().to_string()).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "make outlived the killed harness");
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    // The whole build follows the harness (make's parent-death signal is
+    // SIGTERM, which make passes down its tree). 3 s, far less than what
+    // is left of the incremental build, so an orphaned make still shows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !building().is_empty() {
+        let left: Vec<_> = building().iter().map(|p| String::from_utf8_lossy(&cmdline(p)).replace('\0', " ")).collect();
+        assert!(std::time::Instant::now() < deadline, "the build outlived the killed harness: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let incomplete: Vec<_> = std::fs::read_dir(cache.join("kernels"))
         .unwrap()

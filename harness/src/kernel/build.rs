@@ -210,8 +210,15 @@ pub async fn build(cache: &Path, plan: Plan) -> Result<Kernel> {
     let started = Instant::now();
     let what = if incremental { "rebuilding" } else { "building" };
     let objects =
-        run_make(make, &log, expected, last.filter(|_| !incremental).map(|l| l.seconds), &format!("{what} {label}"))
-            .await
+        run_make(
+            make,
+            &log,
+            expected,
+            last.filter(|_| !incremental).map(|l| l.seconds),
+            &format!("{what} {label}"),
+            stall_limit(),
+        )
+        .await
             .map_err(|e| {
                 Failure::infra(format!("kernel build of {label} failed: {e} (full log: {})", log.display()))
             })?;
@@ -282,19 +289,47 @@ impl LastBuild {
     }
 }
 
+/// make printing nothing for this long is stuck (a cold arm64 build here
+/// never goes a minute without a line); `BOUNCE_MAKE_STALL_S` overrides.
+fn stall_limit() -> Duration {
+    let s = std::env::var("BOUNCE_MAKE_STALL_S").ok().and_then(|v| v.parse().ok()).unwrap_or(20 * 60);
+    Duration::from_secs(s)
+}
+
+/// SIGTERM to make when its future is dropped (a cancelled build): make
+/// passes it down its tree, where SIGKILL would stop only the first make.
+struct TermOnDrop(Option<nix::unistd::Pid>);
+
+impl TermOnDrop {
+    fn term(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
+impl Drop for TermOnDrop {
+    fn drop(&mut self) {
+        self.term();
+    }
+}
+
 /// Run make with its output in `log`, counting compiled objects for the
-/// progress bar. Returns the count; on failure, the first compiler error.
+/// progress bar. Returns the count; on failure, the first compiler error;
+/// a make that prints nothing for `stall` is stopped and named.
 async fn run_make(
     mut make: tokio::process::Command,
     log: &Path,
     expected: Option<u64>,
     last_seconds: Option<f64>,
     label: &str,
+    stall: Duration,
 ) -> std::result::Result<u64, String> {
     let file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
-    make.stdout(file).stderr(err).stdin(std::process::Stdio::null()).kill_on_drop(true);
+    make.stdout(file).stderr(err).stdin(std::process::Stdio::null());
     let mut child = make.spawn().map_err(|e| format!("cannot run make: {e}"))?;
+    let mut guard = TermOnDrop(child.id().map(|p| nix::unistd::Pid::from_raw(p as i32)));
     let pb = ui::build_bar(expected, last_seconds);
     pb.set_message(label.to_string());
     if !ui::interactive() {
@@ -302,11 +337,26 @@ async fn run_make(
     }
     let mut seen = 0u64;
     let mut last_line = Instant::now();
+    let (mut size, mut grew) = (0u64, Instant::now());
     let status = loop {
         tokio::select! {
             s = child.wait() => break s.map_err(|e| e.to_string())?,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                seen = count_objects(log);
+                let now = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+                if now != size {
+                    (size, grew) = (now, Instant::now());
+                    seen = count_objects(log);
+                } else if grew.elapsed() >= stall {
+                    guard.term();
+                    let _ = child.wait().await;
+                    pb.finish_and_clear();
+                    let text = std::fs::read_to_string(log).unwrap_or_default();
+                    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                    return Err(format!(
+                        "make printed nothing for {} s and was stopped (last line: `{last}`; BOUNCE_MAKE_STALL_S sets the limit)",
+                        stall.as_secs()
+                    ));
+                }
                 if expected.is_some() && seen > pb.length().unwrap_or(0) { pb.set_length(seen + seen / 10); }
                 pb.set_position(seen);
                 if !ui::interactive() && last_line.elapsed() > Duration::from_secs(60) {
@@ -317,6 +367,7 @@ async fn run_make(
             }
         }
     };
+    guard.0 = None;
     pb.finish_and_clear();
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -371,6 +422,18 @@ fn build_dma_map_benchmark(tree: &SourceTree, build_dir: &Path, arch: &Arch) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_make_that_prints_nothing_is_stopped_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        let mut c = tokio::process::Command::new("sh");
+        c.args(["-c", "echo '  CC      kernel/a.o'; exec sleep 60"]);
+        let started = Instant::now();
+        let e = run_make(c, &log, None, None, "test", Duration::from_secs(1)).await.unwrap_err();
+        assert!(e.starts_with("make printed nothing for 1 s and was stopped (last line: `CC      kernel/a.o`"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(30), "stopped, not waited out");
+    }
 
     #[test]
     fn first_error_finds_the_compiler_line() {

@@ -1,6 +1,6 @@
 //! The one make invocation every kernel step runs (configuring, building):
 //! out-of-tree, reproducible build stamps, ccache shared across build
-//! directories, and a make that dies with the harness.
+//! directories, and a make that dies with the harness, its whole tree.
 
 use super::arch::Arch;
 use super::source::SourceTree;
@@ -30,9 +30,12 @@ pub(super) fn command(
         .env("CCACHE_BASEDIR", cache)
         .env("CCACHE_NOHASHDIR", "true")
         .env("CCACHE_MAXSIZE", "20G");
-    // If the harness is killed outright, make must not build on unowned.
+    // If the harness is killed outright, make must not build on unowned:
+    // SIGTERM, not SIGKILL, because make passes SIGTERM down to its
+    // children, kbuild's second make among them, which a SIGKILL of the
+    // first make left building (measured: the link ran on for seconds).
     unsafe {
-        c.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+        c.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from));
     }
     c
 }
