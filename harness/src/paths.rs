@@ -1,4 +1,6 @@
-//! Where things live: the project's data folders and the user's cache.
+//! Where things live: the project's data folders and the user's cache;
+//! and how a file a later step trusts is written there (atomically) and
+//! read back (sealed with its hash).
 
 use crate::failure::{Failure, Result};
 use std::path::{Path, PathBuf};
@@ -87,6 +89,75 @@ pub fn check_name(kind: &str, name: &str) -> std::result::Result<(), String> {
 /// (':' and spaces) and Debian versions contain '~' and '+'.
 pub fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+}
+
+/// Write a file a later step trusts: to a temporary name of this process,
+/// flushed to disk, then renamed over the old one. A full disk, a crash or
+/// a kill leaves the previous version whole (a cell written after every
+/// boot keeps the boots before it), and the error names the path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = temp_beside(path);
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        rename_durably(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Failure::infra(format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// A name beside `path` that only this process writes (two harnesses
+/// filling the same cache entry never write into one temporary file).
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Rename, then flush the directory so the rename itself is on disk.
+pub fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    if let Some(dir) = to.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn seal_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{name}.blake3"))
+}
+
+fn blake3_of(path: &Path) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path)?)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Record `path`'s hash beside it (`NAME.blake3`), once it is complete.
+pub fn seal(path: &Path) -> Result<()> {
+    let hash = blake3_of(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
+    write_atomic(&seal_path(path), hash.as_bytes())
+}
+
+/// Whether `path` is what was sealed: a cache file that a full disk cut
+/// short, or that rotted, is rebuilt instead of booted.
+pub fn is_sealed(path: &Path) -> bool {
+    match (std::fs::read_to_string(seal_path(path)), blake3_of(path)) {
+        (Ok(want), Ok(have)) => want.trim() == have,
+        _ => false,
+    }
+}
+
+/// Whether `path` carries a seal at all (entries from before seals).
+pub fn has_seal(path: &Path) -> bool {
+    seal_path(path).exists()
 }
 
 #[cfg(test)]

@@ -541,3 +541,65 @@ fn a_guest_reaches_its_services_and_no_other_host_port() {
     assert_eq!(r.code, Some(0), "{}\n{}", r.out, r.err);
     assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "a guest connection reached port {port}");
 }
+
+/// The results' disk fills up mid-run (a tmpfs of a few MiB, filled to
+/// the last byte once the first cell is written): the run stops as an
+/// infrastructure failure (exit 3) naming the path it could not write,
+/// the finished cell is still whole on disk, and no QEMU is left.
+#[test]
+fn a_full_disk_stops_the_run_naming_the_path_and_keeps_finished_cells() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test mounts a tmpfs: run the suite as root (CI does)");
+    }
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-fixed", None);
+    let (dir, file, results) = matrix_dir(
+        "repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [dma32]\nworkloads: [memory]\nparams: {memory: {oom_probe: 0}}\nswiotlb: {default: \"\", small: \"swiotlb=512\"}\nboot_timeout_s: 60\n",
+    );
+    std::fs::create_dir_all(&results).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "bounce-full"])
+        .arg(&results)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(results.clone());
+    let mut child = bounce()
+        .args(["matrix", "--jobs", "1", "--matrix"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = wait_for(&mut child, 600, "the first cell", || {
+        let cells = the_run(&results)?.join("cells");
+        std::fs::read_dir(cells).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "json"))
+    });
+    let kept = std::fs::read_to_string(&first).unwrap();
+    // Fill every byte that is left.
+    let mut filler = std::fs::File::create(results.join("filler")).unwrap();
+    let block = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    let _ = std::io::Write::write_all(&mut filler, &[0]);
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.lines().any(|l| l.contains(&results.display().to_string()) && l.contains("No space left on device")),
+        "{all}"
+    );
+    // The finished cell is as it was written, and still parses.
+    assert_eq!(std::fs::read_to_string(&first).unwrap(), kept);
+    let _: bounce::results::CellResult = serde_json::from_str(&kept).unwrap();
+    assert!(qemu_pids_mentioning(&results.display().to_string()).is_empty());
+    drop(dir);
+}

@@ -381,7 +381,7 @@ mod tests {
             "-device",
             "virtio-blk-pci,iommu_platform=on,disable-legacy=on,drive=scratch,serial=bounce-scratch",
             "-netdev",
-            "user,id=net0",
+            "user,id=net0,restrict=on",
             "-device",
             "virtio-net-pci,iommu_platform=on,disable-legacy=on,netdev=net0",
             "-drive",

@@ -36,8 +36,7 @@ pub fn query(cache: &Path, args: &[String]) -> Result<String> {
         }
     }
     let out = cmd::stdout(Command::new("apt-cache").args(args))?;
-    if std::fs::create_dir_all(file.parent().unwrap()).is_ok() {
-        let _ = std::fs::write(&file, format!("{stamp}\n{out}"));
-    }
+    // Only a speed-up: a cache that cannot be written is asked again.
+    let _ = crate::paths::write_atomic(&file, format!("{stamp}\n{out}").as_bytes());
     Ok(out)
 }

@@ -65,7 +65,9 @@ impl TryFrom<RequirementFields> for Requirement {
                 ))
             }
         };
-        for name in [Some(&f.package), if let Probe::ForeignArch(a) = &probe { Some(a) } else { None }].into_iter().flatten() {
+        for name in
+            [Some(&f.package), if let Probe::ForeignArch(a) = &probe { Some(a) } else { None }].into_iter().flatten()
+        {
             check_package_name(name)?;
         }
         Ok(Requirement { probe, package: f.package, why: f.why, alone: f.alone })

@@ -209,19 +209,16 @@ pub async fn build(cache: &Path, plan: Plan) -> Result<Kernel> {
     let log = build_dir.join("build.log");
     let started = Instant::now();
     let what = if incremental { "rebuilding" } else { "building" };
-    let objects =
-        run_make(
-            make,
-            &log,
-            expected,
-            last.filter(|_| !incremental).map(|l| l.seconds),
-            &format!("{what} {label}"),
-            stall_limit(),
-        )
-        .await
-            .map_err(|e| {
-                Failure::infra(format!("kernel build of {label} failed: {e} (full log: {})", log.display()))
-            })?;
+    let objects = run_make(
+        make,
+        &log,
+        expected,
+        last.filter(|_| !incremental).map(|l| l.seconds),
+        &format!("{what} {label}"),
+        stall_limit(),
+    )
+    .await
+    .map_err(|e| Failure::infra(format!("kernel build of {label} failed: {e} (full log: {})", log.display())))?;
     let tool = build_dma_map_benchmark(&tree, &build_dir, &arch)?;
     let duration_s = started.elapsed().as_secs_f64();
 
@@ -285,7 +282,8 @@ impl LastBuild {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
     fn write(&self, path: &Path) {
-        let _ = std::fs::write(path, serde_json::to_string(self).unwrap());
+        // Only the progress bar's guess: a failed write costs nothing.
+        let _ = crate::paths::write_atomic(path, serde_json::to_string(self).unwrap_or_default().as_bytes());
     }
 }
 

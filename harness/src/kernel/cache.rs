@@ -80,10 +80,21 @@ fn read_meta(dir: &Path) -> Option<BuildMeta> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()
 }
 
+/// The image against the hash in its metadata; the files booted beside it
+/// (the guest's dma_map_benchmark, the config the run records) against
+/// their seals. Entries stored before seals existed have only the image's.
 fn intact(dir: &Path, meta: &BuildMeta) -> bool {
+    let beside = |name: &str| {
+        let f = dir.join(name);
+        if crate::paths::has_seal(&f) {
+            crate::paths::is_sealed(&f)
+        } else {
+            f.exists()
+        }
+    };
     hash_file(&dir.join("image")).ok().as_deref() == Some(meta.image_blake3.as_str())
-        && dir.join("dma_map_benchmark").exists()
-        && dir.join("config").exists()
+        && beside("dma_map_benchmark")
+        && beside("config")
 }
 
 fn hash_file(path: &Path) -> Result<String> {
@@ -106,10 +117,13 @@ pub fn store(
     std::fs::create_dir_all(&staging).infra(|| format!("cannot create {}", staging.display()))?;
     for (from, to) in files {
         std::fs::copy(from, staging.join(to)).infra(|| format!("cannot copy {}", from.display()))?;
+        crate::paths::seal(&staging.join(to))?;
     }
     meta.image_blake3 = hash_file(&staging.join("image"))?;
-    std::fs::write(staging.join("meta.json"), serde_json::to_string_pretty(&meta).unwrap())
-        .infra(|| "cannot write meta.json".into())?;
+    crate::paths::write_atomic(
+        &staging.join("meta.json"),
+        serde_json::to_string_pretty(&meta).unwrap_or_default().as_bytes(),
+    )?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&staging, &dir).infra(|| format!("cannot move the build into {}", dir.display()))?;
     Ok(Kernel { variant: variant.name.clone(), cmdline: variant.cmdline.clone(), arch: arch.clone(), dir, meta })
@@ -288,6 +302,13 @@ mod tests {
         let l = list(&cache).unwrap();
         assert_eq!(l.len(), 1);
         assert!(!l[0].intact);
+        // The guest's tool and the config are checked as well as the image.
+        for f in ["dma_map_benchmark", "config"] {
+            let k = stage(d.path(), &v, &a, f);
+            assert!(load(&cache, f, &v, &a).is_some());
+            std::fs::write(k.dir.join(f), "cut sho").unwrap();
+            assert!(load(&cache, f, &v, &a).is_none(), "{f}");
+        }
     }
 
     #[test]

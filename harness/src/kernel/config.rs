@@ -44,7 +44,7 @@ pub fn resolve(cache: &Path, r: &Resolve) -> Result<String> {
         h.update(b"\0");
     }
     let stored = cache.join("configs").join(format!("{}.config", &h.finalize().to_hex()[..20]));
-    if let Ok(text) = std::fs::read_to_string(&stored) {
+    if let Some(text) = crate::paths::is_sealed(&stored).then(|| std::fs::read_to_string(&stored).ok()).flatten() {
         return Ok(text);
     }
     // The tree is shared by every series: only one process touches it.
@@ -87,8 +87,8 @@ pub fn resolve(cache: &Path, r: &Resolve) -> Result<String> {
     std::fs::write(&cfg, text).infra(|| format!("cannot write {}", cfg.display()))?;
     make("olddefconfig")?;
     let resolved = std::fs::read_to_string(&cfg).infra(|| format!("cannot read {}", cfg.display()))?;
-    std::fs::create_dir_all(stored.parent().unwrap()).infra(|| "cannot create the config cache".into())?;
-    std::fs::write(&stored, &resolved).infra(|| format!("cannot write {}", stored.display()))?;
+    crate::paths::write_atomic(&stored, resolved.as_bytes())?;
+    crate::paths::seal(&stored)?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(resolved)
 }

@@ -301,10 +301,7 @@ impl PatchableTree {
     }
 
     fn write_state(&self, a: &Applied) -> Result<()> {
-        let tmp = self.state.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string(a).unwrap())
-            .and_then(|_| std::fs::rename(&tmp, &self.state))
-            .map_err(|e| Failure::infra(format!("cannot write {}: {e}", self.state.display())))
+        crate::paths::write_atomic(&self.state, serde_json::to_string(a).unwrap_or_default().as_bytes())
     }
 
     /// A file as the pristine tree has it, whatever series is on it now.

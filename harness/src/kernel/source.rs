@@ -146,8 +146,7 @@ fn unpack_once(cache: &Path, identity: &str, name: &str, fill: impl FnOnce(&Path
     let _ = std::fs::remove_dir_all(src_root.join(format!("{name}.backup")));
     let version = cmd::stdout(Command::new("make").arg("-s").arg("-C").arg(&tree).arg("kernelversion"))?;
     let t = SourceTree { path: tree, identity: identity.to_string(), version };
-    std::fs::write(&marker, serde_json::to_string_pretty(&t).unwrap())
-        .infra(|| format!("cannot write {}", marker.display()))?;
+    crate::paths::write_atomic(&marker, serde_json::to_string_pretty(&t).unwrap_or_default().as_bytes())?;
     Ok(t)
 }
 

@@ -12,6 +12,7 @@
 use super::env::RunEnv;
 use super::{CellResult, RunPlan, RunState};
 use crate::failure::{Failure, Result};
+use crate::paths::write_atomic;
 use std::path::{Path, PathBuf};
 
 pub struct RunDir {
@@ -152,34 +153,6 @@ impl RunDir {
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::infra(format!("{}: {e}", path.display())))?;
     write_atomic(path, text.as_bytes())
-}
-
-/// Write a file a later step trusts: to a temporary name of this process,
-/// flushed to disk, then renamed over the old one. A full disk, a crash or
-/// a kill leaves the previous version whole (a cell written after every
-/// boot keeps the boots before it), and the error names the path.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself reaches the disk with the directory.
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Failure::infra(format!("cannot write {}: {e}", path.display()))
-    })
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

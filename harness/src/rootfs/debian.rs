@@ -69,6 +69,6 @@ pub fn unpacked(cache: &Path, arch: &str, packages: &[String]) -> Result<PathBuf
     let _ = std::fs::remove_dir_all(&debs);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&staging, &dir).infra(|| format!("cannot move {} into place", staging.display()))?;
-    std::fs::write(&marker, pinned.join("\n")).infra(|| format!("cannot write {}", marker.display()))?;
+    crate::paths::write_atomic(&marker, pinned.join("\n").as_bytes())?;
     Ok(dir)
 }

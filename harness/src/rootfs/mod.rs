@@ -10,7 +10,7 @@ pub mod debian;
 pub mod programs;
 pub mod tools;
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use crate::kernel::Kernel;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -109,12 +109,12 @@ pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
     let key = &h.finalize().to_hex()[..20];
     let dir = cache.join("initramfs");
     let out = dir.join(format!("{key}.cpio"));
-    if out.exists() {
+    if crate::paths::is_sealed(&out) {
         return Ok(out);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!("{key}.cpio.{}.tmp", std::process::id()));
-    let f = std::fs::File::create(&tmp).map_err(|e| Failure::infra(format!("cannot create {}: {e}", tmp.display())))?;
+    std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
+    let tmp = crate::paths::temp_beside(&out);
+    let f = std::fs::File::create(&tmp).infra(|| format!("cannot create {}", tmp.display()))?;
     let inputs = entries.into_iter().enumerate().map(|(i, e)| {
         let mut b = cpio::newc::Builder::new(&e.path).ino(i as u32 + 1).mode(e.mode).nlink(if e.mode & S_IFDIR != 0 {
             2
@@ -126,8 +126,16 @@ pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
         }
         (b, Cursor::new(e.data))
     });
-    cpio::write_cpio(inputs, std::io::BufWriter::new(f))
-        .map_err(|e| Failure::infra(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &out).map_err(|e| Failure::infra(e.to_string()))?;
+    // Flushed and synced by hand: a BufWriter dropped swallows the error
+    // of its last write (a full disk), and the cut archive would boot.
+    let written = cpio::write_cpio(inputs, std::io::BufWriter::new(f))
+        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| crate::paths::rename_durably(&tmp, &out));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Failure::infra(format!("cannot write {}: {e}", out.display())));
+    }
+    crate::paths::seal(&out)?;
     Ok(out)
 }

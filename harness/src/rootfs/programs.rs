@@ -36,8 +36,8 @@ pub fn build_all(root: &Path, cache: &Path, arch: &Arch) -> Result<Vec<(String, 
             );
         }
         let bin = dir.join(format!("{name}-{}", &h.finalize().to_hex()[..16]));
-        if !bin.exists() {
-            let tmp = bin.with_extension("tmp");
+        if !crate::paths::is_sealed(&bin) {
+            let tmp = crate::paths::temp_beside(&bin);
             let mut c = Command::new(&gcc);
             c.args(["-static", "-O2", "-Wall", "-I"]).arg(src.join("include")).arg("-o").arg(&tmp).arg(&s);
             cmd::run(&mut c).map_err(|e| {
@@ -48,7 +48,8 @@ pub fn build_all(root: &Path, cache: &Path, arch: &Arch) -> Result<Vec<(String, 
                     e.message
                 ))
             })?;
-            std::fs::rename(&tmp, &bin).infra(|| format!("cannot move {}", tmp.display()))?;
+            crate::paths::rename_durably(&tmp, &bin).infra(|| format!("cannot move {}", tmp.display()))?;
+            crate::paths::seal(&bin)?;
         }
         out.push((name, bin));
     }

@@ -32,12 +32,12 @@ pub fn image(cache: &Path, arch: &Arch) -> Result<PathBuf> {
     };
     let dir = cache.join("tools").join(&arch.name);
     let img = dir.join(format!("{key}.ext2"));
-    if img.exists() {
+    if crate::paths::is_sealed(&img) {
         return Ok(img);
     }
     std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
     let _lock = crate::lock::Lock::exclusive(&dir.join(format!("{key}.lock")))?;
-    if img.exists() {
+    if crate::paths::is_sealed(&img) {
         return Ok(img);
     }
     let staging = dir.join(format!("{key}.root"));
@@ -84,7 +84,7 @@ pub fn image(cache: &Path, arch: &Arch) -> Result<PathBuf> {
     }
     let bytes = crate::kernel::cache::du(&staging);
     let mib = bytes / (1 << 20) * 5 / 4 + 16;
-    let tmp = dir.join(format!("{key}.tmp"));
+    let tmp = crate::paths::temp_beside(&img);
     let _ = std::fs::remove_file(&tmp);
     cmd::run(
         Command::new("mke2fs")
@@ -93,7 +93,9 @@ pub fn image(cache: &Path, arch: &Arch) -> Result<PathBuf> {
             .arg(&tmp)
             .arg(format!("{mib}M")),
     )?;
-    std::fs::rename(&tmp, &img).infra(|| format!("cannot move {}", tmp.display()))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).infra(|| format!("cannot flush {}", tmp.display()))?;
+    crate::paths::rename_durably(&tmp, &img).infra(|| format!("cannot move {}", tmp.display()))?;
+    crate::paths::seal(&img)?;
     let _ = std::fs::remove_dir_all(&staging);
     Ok(img)
 }

@@ -6,8 +6,8 @@
 use super::stream::{self, Verdict, Verdicts};
 use crate::failure::{Classify, Failure, Result};
 use crate::guest::qemu::{Forward, PEER_ADDR};
-use std::os::fd::AsFd;
 use serde::{Deserialize, Serialize};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -33,7 +33,8 @@ pub struct Peers {
 
 impl Peers {
     fn add(&mut self, key: &str, port: u16) -> Result<()> {
-        let exe = std::env::current_exe().infra(|| "cannot find the harness's own binary (for `bounce relay`)".into())?;
+        let exe =
+            std::env::current_exe().infra(|| "cannot find the harness's own binary (for `bounce relay`)".into())?;
         let exe = exe.to_str().ok_or_else(|| Failure::infra(format!("{}: not UTF-8", exe.display())))?;
         let exe = shlex::try_quote(exe).infra(|| format!("cannot quote {exe}"))?;
         self.forwards.push(Forward { port, relay: format!("{exe} relay 127.0.0.1:{port}") });
