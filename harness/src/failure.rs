@@ -84,6 +84,12 @@ pub trait Classify<T> {
     {
         self.class(FailureClass::Infrastructure, what)
     }
+    fn input(self, what: impl FnOnce() -> String) -> Result<T>
+    where
+        Self: Sized,
+    {
+        self.class(FailureClass::Input, what)
+    }
 }
 
 impl<T, E: fmt::Display> Classify<T> for std::result::Result<T, E> {

@@ -1,7 +1,7 @@
 //! Advisory file locks: two harness processes (or two test binaries) that
 //! want the same cache entry or the same CPU-bound resource take turns.
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
@@ -13,7 +13,7 @@ impl Lock {
     /// Blocks until the lock is ours; released on drop (or process death).
     pub fn exclusive(path: &Path) -> Result<Lock> {
         let file = open(path)?;
-        file.lock().map_err(|e| Failure::infra(format!("cannot lock {}: {e}", path.display())))?;
+        file.lock().infra(|| format!("cannot lock {}", path.display()))?;
         Ok(Lock { _file: file })
     }
 
@@ -51,12 +51,12 @@ impl Lock {
 /// The lock file, made (with its folder) if it is not there yet.
 fn open(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).infra(|| format!("cannot create {}", dir.display()))?;
     }
     OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Failure::infra(format!("cannot open lock {}: {e}", path.display())))
+        .infra(|| format!("cannot open lock {}", path.display()))
 }

@@ -2,7 +2,7 @@
 //! and how a file a later step trusts is written there (atomically) and
 //! read back (sealed with its hash).
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use std::path::{Path, PathBuf};
 
 /// The checkout's top level, holding kernels/, profiles/, workloads/,
@@ -142,7 +142,7 @@ fn blake3_of(path: &Path) -> std::io::Result<String> {
 
 /// Record `path`'s hash beside it (`NAME.blake3`), once it is complete.
 pub fn seal(path: &Path) -> Result<()> {
-    let hash = blake3_of(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
+    let hash = blake3_of(path).infra(|| format!("cannot read {}", path.display()))?;
     write_atomic(&seal_path(path), hash.as_bytes())
 }
 

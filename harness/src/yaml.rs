@@ -1,6 +1,6 @@
 //! YAML loading with errors that name the file, line and column.
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -18,8 +18,7 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
 }
 
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).input(|| format!("cannot read {}", path.display()))?;
     parse(path, &text)
 }
 

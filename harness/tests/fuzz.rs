@@ -99,9 +99,9 @@ proptest! {
     fn the_result_channel_and_the_console_split_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
         let text = String::from_utf8_lossy(&bytes);
         let _ = Transcript::parse(&text);
-        let mut lines = bounce::guest::stall::Lines::default();
-        lines.feed(&bytes, |l| { let _ = bounce::guest::stall::stall(l); });
-        let _ = bounce::guest::stall::diagnosis(&text);
+        let mut lines = bounce::guest::console::Lines::default();
+        lines.feed(&bytes, |l| { let _ = bounce::guest::console::stall(l); });
+        let _ = bounce::guest::console::diagnosis(&text);
     }
 
     #[test]

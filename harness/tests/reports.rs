@@ -111,7 +111,7 @@ fn shards_merge_into_the_unsharded_report_and_every_format_reads_back() {
         let mut args: Vec<&std::ffi::OsStr> = vec!["matrix".as_ref(), "--matrix".as_ref(), file.as_os_str()];
         let r = results(out);
         args.extend(["--results".as_ref(), r.as_os_str()]);
-        args.extend(extra.iter().map(|e| std::ffi::OsStr::new(e)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         let (code, o, e) = run(&args);
         assert_eq!(code, Some(0), "{o}\n{e}");
         (only_run(&r), e)

@@ -14,6 +14,12 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// What a guest may send on the channel in one boot (a real one sends
+/// under 100 KiB); past it the rest is read and dropped, and the boot fails.
+pub const CAP: u64 = 16 << 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Section {
@@ -72,6 +78,55 @@ pub struct Transcript {
     pub order: Vec<String>,
     #[serde(skip)]
     open: Option<String>,
+    /// Bytes past the cap, read and dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Read the channel to its end: each line to `path` and through the
+/// transcript, its signal to `signals`, up to `cap` bytes (a line can be
+/// no longer than what is left of it).
+pub async fn pump(
+    sock: impl tokio::io::AsyncRead + Unpin,
+    path: &Path,
+    cap: u64,
+    signals: tokio::sync::mpsc::UnboundedSender<Signal>,
+) -> Transcript {
+    let mut t = Transcript::default();
+    let mut file = tokio::fs::File::create(path).await.ok();
+    let mut reader = BufReader::new(sock);
+    let mut raw = Vec::new();
+    let mut read = 0u64;
+    // Bytes, not `lines()`: one corrupt byte on the UART must not end the stream.
+    while read < cap {
+        match (&mut reader).take(cap - read).read_until(b'\n', &mut raw).await {
+            Ok(n) if n > 0 => read += n as u64,
+            _ => break,
+        }
+        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
+        raw.clear();
+        if let Some(f) = file.as_mut() {
+            let _ = f.write_all(line.as_bytes()).await;
+            let _ = f.write_all(b"\n").await;
+        }
+        let _ = signals.send(t.feed(&line));
+    }
+    // Past the cap: drained, so the guest never blocks on a full UART.
+    let mut sink = [0u8; 8192];
+    while let Ok(n) = reader.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+        t.dropped += n as u64;
+    }
+    if let Some(f) = file.as_mut() {
+        let _ = f.flush().await;
+    }
+    t
 }
 
 impl Transcript {
@@ -134,6 +189,30 @@ impl Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_guest_that_floods_the_channel_is_cut_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut guest, host) = tokio::io::duplex(1 << 16);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let log = dir.path().join("channel.log");
+        let pump = tokio::spawn({
+            let log = log.clone();
+            async move { pump(host, &log, 1000, tx).await }
+        });
+        guest.write_all(b"@@bounce ready x\n@@bounce begin flood\n").await.unwrap();
+        // One endless line, then more lines: none may grow past the cap.
+        guest.write_all(&vec![b'y'; 50_000]).await.unwrap();
+        guest.write_all(b"\n@@bounce done rc=0\n").await.unwrap();
+        drop(guest);
+        let t = pump.await.unwrap();
+        assert_eq!(t.ready.as_deref(), Some("x"));
+        assert!(t.dropped > 48_000, "{}", t.dropped);
+        assert_eq!(t.done, None, "nothing past the cap counts");
+        let kept: usize = t.sections["flood"].lines.iter().map(String::len).sum();
+        assert!(kept < 1000, "{kept}");
+        assert!(std::fs::metadata(&log).unwrap().len() < 1100);
+    }
 
     #[test]
     fn frames_sections_with_return_codes() {

@@ -39,12 +39,12 @@ pub async fn boot(
     // The matrix's guest, oops=panic included, with a shell.
     let spec = GuestSpec::new(&k, initrd, &p, &choice, words, &["bounce.shell=1".into()], Attach::default());
     let results = dir.join("results.txt");
-    eprintln!(
-        "bounce: booting {variant} on {profile} ({}; {}); exit the shell to power off, Ctrl-A x kills QEMU; results in {}",
+    crate::ui::line(format!(
+        "booting {variant} on {profile} ({}; {}); exit the shell to power off, Ctrl-A x kills QEMU; results in {}",
         choice.accel.qemu_arg(),
         spec.append,
         results.display()
-    );
+    ));
     let mut qemu = tokio::process::Command::new(&spec.qemu);
     crate::host::cmd::dies_with_harness(&mut qemu);
     let status = qemu

@@ -9,13 +9,13 @@
 use super::channel::{Signal, Transcript};
 use super::qemu::{GuestSpec, CONSOLE_FD, QMP_FD, RESULTS_FD};
 use super::qmp::{Event, Qmp};
-use crate::failure::{Failure, FailureClass, Result};
+use crate::failure::{Classify, Failure, FailureClass, Result};
 use command_fds::{CommandFdExt, FdMapping};
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -67,7 +67,6 @@ pub struct GuestRun {
 /// A day: a longer timeout is a typo, and deadlines must not overflow.
 pub const MAX_TIMEOUT_S: u64 = 86_400;
 
-const PANIC_LINE: &str = "Kernel panic - not syncing";
 /// How long a guest that reported `done` may take to power off.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(30);
 
@@ -81,7 +80,7 @@ pub async fn run(
     timeouts: Timeouts,
     on_state: &(dyn Fn(State) + Sync),
 ) -> Result<GuestRun> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).infra(|| format!("cannot create {}", dir.display()))?;
     let console_log = dir.join("console.log");
     let started = Instant::now();
     on_state(State::Booting);
@@ -110,10 +109,9 @@ pub async fn run(
 }
 
 fn pair() -> Result<(UnixStream, OwnedFd)> {
-    let (host, guest) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| Failure::infra(format!("socketpair: {e}")))?;
-    host.set_nonblocking(true).map_err(|e| Failure::infra(e.to_string()))?;
-    let host = UnixStream::from_std(host).map_err(|e| Failure::infra(e.to_string()))?;
+    let (host, guest) = std::os::unix::net::UnixStream::pair().infra(|| "socketpair".into())?;
+    host.set_nonblocking(true).infra(|| "socketpair".into())?;
+    let host = UnixStream::from_std(host).infra(|| "socketpair".into())?;
     Ok((host, guest.into()))
 }
 
@@ -129,7 +127,7 @@ async fn drive(
     let (res_host, res_guest) = pair()?;
     let (qmp_host, qmp_guest) = pair()?;
     let stderr_path = dir.join("qemu.stderr");
-    let stderr = std::fs::File::create(&stderr_path).map_err(|e| Failure::infra(e.to_string()))?;
+    let stderr = std::fs::File::create(&stderr_path).infra(|| format!("cannot create {}", stderr_path.display()))?;
     let mut cmd = tokio::process::Command::new(&spec.qemu);
     // The pidfile puts the guest's directory on QEMU's command line: a
     // process listing then tells which run and cell a QEMU belongs to.
@@ -137,7 +135,7 @@ async fn drive(
         .arg("-pidfile")
         .arg(dir.join("qemu.pid"))
         .stdin(std::process::Stdio::null())
-        .stdout(stderr.try_clone().map_err(|e| Failure::infra(e.to_string()))?)
+        .stdout(stderr.try_clone().infra(|| format!("cannot share {}", stderr_path.display()))?)
         .stderr(stderr)
         .process_group(0);
     crate::host::cmd::dies_with_harness(&mut cmd);
@@ -146,8 +144,8 @@ async fn drive(
         FdMapping { parent_fd: res_guest, child_fd: RESULTS_FD },
         FdMapping { parent_fd: qmp_guest, child_fd: QMP_FD },
     ])
-    .map_err(|e| Failure::infra(e.to_string()))?;
-    let mut child = cmd.spawn().map_err(|e| Failure::infra(format!("cannot start {}: {e}", spec.qemu)))?;
+    .infra(|| "cannot hand QEMU its channels".into())?;
+    let mut child = cmd.spawn().infra(|| format!("cannot start {}", spec.qemu))?;
     // The command owns our copies of the guest ends; while they stay open
     // the channels never see end-of-file when QEMU exits.
     drop(cmd);
@@ -156,11 +154,17 @@ async fn drive(
     let _reaper = Reaper(pgid);
 
     let (stall_tx, mut stalls) = mpsc::unbounded_channel();
-    let console = tokio::spawn(pump_console(con_host, dir.join("console.log"), stall_tx));
+    let console = tokio::spawn({
+        let path = dir.join("console.log");
+        async move { super::console::pump(con_host, &path, super::console::LOG_CAP, stall_tx).await }
+    });
     let (sig_tx, mut signals) = mpsc::unbounded_channel();
     // The UART runs both ways: answers to the guest's requests go back on it.
     let (res_read, mut res_write) = res_host.into_split();
-    let results = tokio::spawn(pump_results(res_read, dir.join("channel.log"), sig_tx));
+    let results = tokio::spawn({
+        let path = dir.join("channel.log");
+        async move { super::channel::pump(res_read, &path, super::channel::CAP, sig_tx).await }
+    });
 
     let stderr_tail = || {
         std::fs::read_to_string(&stderr_path)
@@ -186,14 +190,9 @@ async fn drive(
 
     let mut ready_at: Option<Instant> = None;
     let mut done: Option<Instant> = None;
-    let mut panicked = false;
-    let mut shutdown: Option<String> = None;
-    let mut exited: Option<std::process::ExitStatus> = None;
-    let mut timed_out = false;
-    let mut stopped = false;
-    let mut stalled: Option<String> = None;
+    let mut served = 0usize;
     let (mut signals_open, mut events_open, mut stalls_open) = (true, true, true);
-    loop {
+    let ending = loop {
         let deadline = match ready_at {
             None => started + timeouts.boot,
             // Reported: it has only to power off. One that hangs there (a
@@ -211,7 +210,15 @@ async fn drive(
                 }
                 Some(Signal::Done(_)) => done = Some(Instant::now()),
                 Some(Signal::Request(kind, arg)) => {
-                    let answer = answer(&qmp, dir, &kind, &arg).await;
+                    let answer = match refusal(&kind, &arg, served) {
+                        Some(no) => no,
+                        None => {
+                            served += 1;
+                            // The guest waits for this answer, the boot's deadline does not.
+                            let within = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(30));
+                            answer(&qmp, dir, &kind, &arg, within).await
+                        }
+                    };
                     let _ = res_write.write_all(format!("ack {arg} {answer}\n").as_bytes()).await;
                 }
                 Some(_) => {}
@@ -219,18 +226,15 @@ async fn drive(
             },
             e = events.recv(), if events_open => match e {
                 Some(Event { name, data }) => match name.as_str() {
-                    "SHUTDOWN" => { shutdown = Some(data["reason"].as_str().unwrap_or("unknown").to_string()); break; }
-                    "GUEST_PANICKED" => {
-                        // Whatever QEMU's panic action (pause, shutdown), the
-                        // guest is done; the panic text is already on the
-                        // console socket, written before pvpanic was told.
-                        panicked = true;
-                        break;
-                    }
+                    "SHUTDOWN" => break Ending::Shutdown { reason: data["reason"].as_str().unwrap_or("unknown").to_string() },
+                    // Whatever QEMU's panic action (pause, shutdown), the
+                    // guest is done; the panic text is already on the
+                    // console socket, written before pvpanic was told.
+                    "GUEST_PANICKED" => break Ending::Panicked,
                     // QEMU paused the guest (a host I/O error on a drive,
                     // say): it will never report, waiting would only burn
                     // the timeout.
-                    "STOP" => { stopped = true; break; }
+                    "STOP" => break Ending::Paused,
                     _ => {}
                 },
                 None => events_open = false,
@@ -239,54 +243,103 @@ async fn drive(
                 // The kernel says it stopped making progress: nothing
                 // after this is a measurement, and waiting would only
                 // burn the timeout.
-                Some(line) => { stalled = Some(line); break; }
+                Some(line) => break Ending::Stalled { line },
                 None => stalls_open = false,
             },
-            s = child.wait() => { exited = s.ok(); break; }
-            _ = tokio::time::sleep_until(deadline.into()) => { timed_out = true; break; }
+            s = child.wait() => break Ending::QemuExited {
+                status: s.map(|s| s.to_string()).unwrap_or_else(|_| "unknown status".into()),
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => break Ending::TimedOut,
         }
-    }
-    run.shutdown_reason = shutdown.clone();
+    };
     // After a guest shutdown QEMU exits by itself (-no-reboot); otherwise
     // ask it to quit, then make sure.
-    if exited.is_none() && shutdown.is_some() {
-        exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.ok().and_then(|r| r.ok());
+    let mut exited = matches!(ending, Ending::QemuExited { .. });
+    if !exited && matches!(ending, Ending::Shutdown { .. }) {
+        exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_ok_and(|r| r.is_ok());
     }
-    if exited.is_none() {
+    if !exited {
         let _ = qmp.execute(&qapi::qmp::quit {}, Duration::from_secs(3)).await;
-        exited = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-            Ok(Ok(s)) => Some(s),
-            _ => {
-                drop(_reaper);
-                child.wait().await.ok()
-            }
-        };
+        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+            drop(_reaper);
+            let _ = child.wait().await;
+        }
     }
     drop(qmp);
     // The channels close with QEMU; read them to their end so nothing the
     // guest said is lost.
-    let console_text =
+    let console =
         tokio::time::timeout(Duration::from_secs(5), console).await.ok().and_then(|r| r.ok()).unwrap_or_default();
     run.transcript =
         tokio::time::timeout(Duration::from_secs(5), results).await.ok().and_then(|r| r.ok()).unwrap_or_default();
-    if timed_out && done.is_some() {
-        run.shutdown_reason = Some(format!(
-            "did not power off within {POWER_OFF_GRACE:?} of reporting done; QEMU stopped by the harness"
-        ));
-        timed_out = false;
+    let ending = match ending {
+        Ending::TimedOut if done.is_some() => Ending::Shutdown {
+            reason: format!(
+                "did not power off within {POWER_OFF_GRACE:?} of reporting done; QEMU stopped by the harness"
+            ),
+        },
+        e => e,
+    };
+    if let Ending::Shutdown { reason } = &ending {
+        run.shutdown_reason = Some(reason.clone());
     }
-    let done = done.is_some() || run.transcript.done.is_some();
-    let panic_line = console_text.lines().find(|l| l.contains(PANIC_LINE)).map(str::to_string);
-    panicked |= panic_line.is_some();
-    let console_path = dir.join("console.log").display().to_string();
-    let last_console =
-        console_text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(nothing)").trim().to_string();
-    let ready = ready_at.is_some() || run.transcript.ready.is_some();
+    let seen = Seen {
+        ready: ready_at.is_some() || run.transcript.ready.is_some(),
+        done: done.is_some() || run.transcript.done.is_some(),
+        console,
+        channel_dropped: run.transcript.dropped,
+        timeouts,
+        console_path: dir.join("console.log"),
+        stderr_path: stderr_path.clone(),
+        stderr_tail: stderr_tail(),
+    };
+    match classify(&ending, &seen) {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
 
+/// How a guest's life ended, as the harness saw it happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// The guest powered off (QMP SHUTDOWN), with QEMU's reason.
+    Shutdown { reason: String },
+    /// pvpanic: the kernel panicked.
+    Panicked,
+    /// The kernel said on its console that it stopped making progress.
+    Stalled { line: String },
+    /// QEMU paused the guest (QMP STOP).
+    Paused,
+    /// The boot or workload deadline passed first.
+    TimedOut,
+    /// QEMU exited without the guest shutting down.
+    QemuExited { status: String },
+}
+
+/// What the guest said and showed, besides how it ended.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// It reached init (`ready`) / finished its report (`done`).
+    pub ready: bool,
+    pub done: bool,
+    pub console: super::console::Console,
+    /// Bytes of the result channel past its cap.
+    pub channel_dropped: u64,
+    pub timeouts: Timeouts,
+    pub console_path: PathBuf,
+    pub stderr_path: PathBuf,
+    pub stderr_tail: String,
+}
+
+/// The failure (or none) that an ending means. Pure: the unit tests feed
+/// it recorded consoles.
+pub fn classify(ending: &Ending, seen: &Seen) -> Option<Failure> {
+    let console_path = seen.console_path.display();
+    let last_console = seen.console.last_line.as_deref().unwrap_or("(nothing)");
     // The kernel itself gave up: a bug of the kernel under test once the
     // workload runs, a boot failure before.
     let kernel_failed = |how: &str, what: &str| {
-        if ready {
+        if seen.ready {
             Failure::new(
                 FailureClass::Correctness,
                 format!("kernel {how} during the workload: {what} (console: {console_path})"),
@@ -295,69 +348,110 @@ async fn drive(
             Failure::new(FailureClass::Boot, format!("kernel {how} before init: {what} (console: {console_path})"))
         }
     };
-    if panicked {
-        let what = panic_line.unwrap_or_else(|| "pvpanic reported a guest panic".into());
-        return Err(kernel_failed("panicked", &what));
+    if *ending == Ending::Panicked || seen.console.panic_line.is_some() {
+        let what = seen.console.panic_line.as_deref().unwrap_or("pvpanic reported a guest panic");
+        return Some(kernel_failed("panicked", what));
     }
-    if let Some(line) = stalled {
-        return Err(kernel_failed("stalled", &format!("`{line}`")));
+    if let Ending::Stalled { line } = ending {
+        return Some(kernel_failed("stalled", &format!("`{line}`")));
     }
-    if stopped {
-        return Err(Failure::infra(format!(
-            "QEMU paused the guest (QMP STOP; see {} and the console: {console_path})",
-            stderr_path.display()
-        )));
+    if seen.channel_dropped > 0 {
+        return Some(Failure::new(
+            FailureClass::Workload,
+            format!(
+                "guest sent more than {} MiB on its result channel ({} bytes past it dropped; channel: {}/channel.log)",
+                super::channel::CAP >> 20,
+                seen.channel_dropped,
+                seen.console_path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        ));
     }
-    if timed_out {
-        // The kernel's own words, when it said something went wrong,
-        // say more than the last line it printed.
-        let said =
-            super::stall::diagnosis(&console_text).map(|d| format!("; the kernel said: `{d}`")).unwrap_or_default();
-        return Err(if ready {
-            Failure::new(
-                FailureClass::Workload,
-                format!(
-                    "guest did not finish within {:?} (last console line: `{last_console}`{said}; console: {console_path})",
-                    timeouts.run
-                ),
-            )
-        } else {
-            Failure::new(FailureClass::Boot, format!("guest did not reach init within {:?} (last console line: `{last_console}`{said}; console: {console_path})", timeouts.boot))
-        });
+    match ending {
+        Ending::Paused => {
+            return Some(Failure::infra(format!(
+                "QEMU paused the guest (QMP STOP; see {} and the console: {console_path})",
+                seen.stderr_path.display()
+            )))
+        }
+        Ending::TimedOut => {
+            // The kernel's own words, when it said something went wrong,
+            // say more than the last line it printed.
+            let said = seen.console.diagnosis().map(|d| format!("; the kernel said: `{d}`")).unwrap_or_default();
+            return Some(if seen.ready {
+                Failure::new(
+                    FailureClass::Workload,
+                    format!(
+                        "guest did not finish within {:?} (last console line: `{last_console}`{said}; console: {console_path})",
+                        seen.timeouts.run
+                    ),
+                )
+            } else {
+                Failure::new(
+                    FailureClass::Boot,
+                    format!(
+                        "guest did not reach init within {:?} (last console line: `{last_console}`{said}; console: {console_path})",
+                        seen.timeouts.boot
+                    ),
+                )
+            });
+        }
+        Ending::QemuExited { status } if !seen.done => {
+            return Some(Failure::infra(format!(
+                "QEMU exited unexpectedly ({status}): {} [{}]",
+                seen.stderr_tail,
+                seen.stderr_path.display()
+            )))
+        }
+        _ => {}
     }
-    if shutdown.is_none() && !done {
-        let status = exited.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
-        return Err(Failure::infra(format!(
-            "QEMU exited unexpectedly ({status}): {} [{}]",
-            stderr_tail(),
-            stderr_path.display()
-        )));
-    }
-    if !ready {
-        return Err(Failure::new(
+    if !seen.ready {
+        return Some(Failure::new(
             FailureClass::Boot,
             format!(
                 "guest stopped before reaching init (last console line: `{last_console}`; console: {console_path})"
             ),
         ));
     }
-    if !done {
-        return Err(Failure::new(
+    if !seen.done {
+        return Some(Failure::new(
             FailureClass::Workload,
             format!("guest powered off before reporting done (console: {console_path})"),
         ));
     }
-    Ok(())
+    None
 }
 
-/// Carry out a guest's request; the answer's first word is `ok` or `error`.
-async fn answer(qmp: &Qmp, dir: &Path, kind: &str, arg: &str) -> String {
+/// At most this many requests a boot: each can write a file of the
+/// framebuffer's size, and a guest is not trusted to stop asking.
+const MAX_REQUESTS: usize = 16;
+
+/// Why a guest's request is refused without being carried out, if it is.
+fn refusal(kind: &str, arg: &str, served: usize) -> Option<String> {
+    if served >= MAX_REQUESTS {
+        return Some(format!("error no more than {MAX_REQUESTS} requests a boot"));
+    }
     match kind {
-        "screendump" if arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+        "screendump"
+            if !arg.is_empty()
+                && arg.len() <= 64
+                && arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            None
+        }
+        "screendump" => Some("error a screendump's name is 1-64 of [A-Za-z0-9_-]".into()),
+        _ => Some(format!("error unknown request `{kind} {arg}`")),
+    }
+}
+
+/// Carry out an admitted request within `within`; the answer's first word
+/// is `ok` or `error`.
+async fn answer(qmp: &Qmp, dir: &Path, kind: &str, arg: &str, within: Duration) -> String {
+    match kind {
+        "screendump" => {
             let file = dir.join(format!("{arg}.ppm"));
             let cmd =
                 qapi::qmp::screendump { filename: file.display().to_string(), device: None, head: None, format: None };
-            match qmp.execute(&cmd, Duration::from_secs(30)).await {
+            match qmp.execute(&cmd, within).await {
                 Ok(_) => format!("ok {}", file.display()),
                 Err(e) => format!("error {}", e.message),
             }
@@ -377,55 +471,105 @@ impl Drop for Reaper {
     }
 }
 
-/// Copy the console to its log; return the text for panic detection.
-/// Each stall the kernel reports goes to `stalls` as it streams.
-async fn pump_console(mut sock: UnixStream, path: PathBuf, stalls: mpsc::UnboundedSender<String>) -> String {
-    let mut file = match tokio::fs::File::create(&path).await {
-        Ok(f) => f,
-        Err(_) => return String::new(),
-    };
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut lines = super::stall::Lines::default();
-    loop {
-        match sock.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let _ = file.write_all(&buf[..n]).await;
-                all.extend_from_slice(&buf[..n]);
-                lines.feed(&buf[..n], |l| {
-                    if let Some(s) = super::stall::stall(l) {
-                        let _ = stalls.send(s);
-                    }
-                });
-            }
-        }
-    }
-    let _ = file.flush().await;
-    String::from_utf8_lossy(&all).into_owned()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::console::Console;
 
-async fn pump_results(
-    sock: tokio::net::unix::OwnedReadHalf,
-    path: PathBuf,
-    signals: mpsc::UnboundedSender<Signal>,
-) -> Transcript {
-    let mut t = Transcript::default();
-    let mut file = tokio::fs::File::create(&path).await.ok();
-    let mut reader = BufReader::new(sock);
-    let mut raw = Vec::new();
-    // Bytes, not `lines()`: one corrupt byte on the UART must not end the stream.
-    while matches!(reader.read_until(b'\n', &mut raw).await, Ok(n) if n > 0) {
-        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
-        raw.clear();
-        if let Some(f) = file.as_mut() {
-            let _ = f.write_all(line.as_bytes()).await;
-            let _ = f.write_all(b"\n").await;
+    fn seen(console: &str, ready: bool, done: bool) -> Seen {
+        Seen {
+            ready,
+            done,
+            console: Console::of(console),
+            channel_dropped: 0,
+            timeouts: Timeouts { boot: Duration::from_secs(60), run: Duration::from_secs(300) },
+            console_path: "/r/g/console.log".into(),
+            stderr_path: "/r/g/qemu.stderr".into(),
+            stderr_tail: "qemu-system-x86_64: terminating on signal 9".into(),
         }
-        let _ = signals.send(t.feed(&line));
     }
-    if let Some(f) = file.as_mut() {
-        let _ = f.flush().await;
+
+    const CLEAN: &str = include_str!("fixtures/console-x86-clean.txt");
+    const PANIC: &str = include_str!("fixtures/console-x86-sysrq-panic.txt");
+    const STALL: &str = include_str!("fixtures/console-x86-rcu-stall.txt");
+    const SHUTDOWN: Ending = Ending::Shutdown { reason: String::new() };
+
+    fn class(e: &Ending, s: &Seen) -> Option<FailureClass> {
+        classify(e, s).map(|f| f.class)
     }
-    t
+
+    #[test]
+    fn a_clean_boot_that_reported_everything_passes() {
+        let s = seen(CLEAN, true, true);
+        assert_eq!(classify(&Ending::Shutdown { reason: "guest-shutdown".into() }, &s).map(|f| f.message), None);
+        // QEMU gone before its SHUTDOWN event reached us: what counts is the report.
+        assert_eq!(class(&Ending::QemuExited { status: "exit status: 0".into() }, &s), None);
+    }
+
+    #[test]
+    fn a_panic_is_the_kernel_s_fault_during_the_workload_and_a_boot_failure_before() {
+        let f = classify(&Ending::Panicked, &seen(PANIC, true, false)).unwrap();
+        assert_eq!(f.class, FailureClass::Correctness);
+        assert!(
+            f.message.starts_with("kernel panicked during the workload: [    1.290671] Kernel panic - not syncing: sysrq triggered crash (console: /r/g/console.log)"),
+            "{}",
+            f.message
+        );
+        assert_eq!(class(&Ending::Panicked, &seen(PANIC, false, false)), Some(FailureClass::Boot));
+        // The console's panic line decides even when QEMU's event was lost.
+        assert_eq!(class(&SHUTDOWN, &seen(PANIC, true, false)), Some(FailureClass::Correctness));
+        let f = classify(&Ending::Panicked, &seen(CLEAN, true, false)).unwrap();
+        assert!(f.message.contains("pvpanic reported a guest panic"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_stall_quotes_the_kernel_and_a_timeout_quotes_its_diagnosis() {
+        let line = Console::of(STALL).diagnosis().unwrap().to_string();
+        assert_eq!(line, "[    5.631940] rcu: INFO: rcu_sched self-detected stall on CPU");
+        let f = classify(&Ending::Stalled { line: line.clone() }, &seen(STALL, true, false)).unwrap();
+        assert_eq!(f.class, FailureClass::Correctness);
+        assert!(f.message.starts_with(&format!("kernel stalled during the workload: `{line}`")), "{}", f.message);
+        let f = classify(&Ending::TimedOut, &seen(STALL, true, false)).unwrap();
+        assert_eq!(f.class, FailureClass::Workload);
+        assert!(f.message.contains(&format!("; the kernel said: `{line}`")), "{}", f.message);
+        let f = classify(&Ending::TimedOut, &seen(CLEAN, false, false)).unwrap();
+        assert_eq!(f.class, FailureClass::Boot);
+        assert!(
+            f.message.starts_with(
+                "guest did not reach init within 60s (last console line: `[    1.469438] reboot: Power down`; console:"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn the_harness_s_side_is_infrastructure_and_a_silent_guest_is_its_own() {
+        assert_eq!(class(&Ending::Paused, &seen(CLEAN, true, false)), Some(FailureClass::Infrastructure));
+        let f =
+            classify(&Ending::QemuExited { status: "signal: 9 (SIGKILL)".into() }, &seen(CLEAN, true, false)).unwrap();
+        assert_eq!(f.class, FailureClass::Infrastructure);
+        assert!(f
+            .message
+            .contains("(signal: 9 (SIGKILL)): qemu-system-x86_64: terminating on signal 9 [/r/g/qemu.stderr]"));
+        assert_eq!(class(&SHUTDOWN, &seen(CLEAN, false, false)), Some(FailureClass::Boot));
+        assert_eq!(class(&SHUTDOWN, &seen("", false, false)).unwrap(), FailureClass::Boot);
+        assert!(classify(&SHUTDOWN, &seen("", false, false))
+            .unwrap()
+            .message
+            .contains("last console line: `(nothing)`"));
+        assert_eq!(class(&SHUTDOWN, &seen(CLEAN, true, false)), Some(FailureClass::Workload));
+        let mut flood = seen(CLEAN, true, true);
+        flood.channel_dropped = 1;
+        assert_eq!(class(&SHUTDOWN, &flood), Some(FailureClass::Workload));
+    }
+
+    #[test]
+    fn a_guest_s_requests_are_bounded_in_number_and_name() {
+        assert_eq!(refusal("screendump", "final", 0), None);
+        assert!(refusal("screendump", "final", MAX_REQUESTS).unwrap().starts_with("error no more than 16"));
+        assert!(refusal("screendump", "../../etc/x", 0).is_some());
+        assert!(refusal("screendump", &"a".repeat(65), 0).is_some());
+        assert!(refusal("reboot", "now", 0).unwrap().contains("unknown request"));
+    }
 }

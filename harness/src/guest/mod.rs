@@ -2,13 +2,13 @@
 //! that the progress display and the results both read.
 
 pub mod channel;
+pub mod console;
 pub mod interactive;
 pub mod machine;
 pub mod probe;
 pub mod profile;
 pub mod qemu;
 pub mod qmp;
-pub mod stall;
 
 use crate::kernel::arch::Arch;
 use profile::Profile;

@@ -173,13 +173,13 @@ impl Profile {
         Ok(p)
     }
 
-    /// The device roles this profile fills, for workloads' `needs`.
-    pub fn has(&self, need: &str) -> bool {
+    /// Whether this profile fills a workload's need.
+    pub fn has(&self, need: &Need) -> bool {
         match need {
-            "disk" => self.disk.is_some(),
-            "nic" => self.nic.is_some(),
-            "gpu" => self.gpu.is_some(),
-            dev => self.devices.iter().any(|d| d.split(',').next() == Some(dev)),
+            Need::Disk => self.disk.is_some(),
+            Need::Nic => self.nic.is_some(),
+            Need::Gpu => self.gpu.is_some(),
+            Need::Device(dev) => self.devices.iter().any(|d| d.split(',').next() == Some(dev.as_str())),
         }
     }
 
@@ -219,6 +219,44 @@ impl Profile {
             words.insert(0, format!("swiotlb={v}"));
         }
         words
+    }
+}
+
+/// What a workload needs of a profile: one of the device roles a profile
+/// fills (the one that bounces), or a fixed device by its QEMU name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Need {
+    Disk,
+    Nic,
+    Gpu,
+    /// The part of a profile's `-device` before the first comma (`edu`).
+    Device(String),
+}
+
+impl TryFrom<String> for Need {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Need, String> {
+        Ok(match s.as_str() {
+            "disk" => Need::Disk,
+            "nic" => Need::Nic,
+            "gpu" => Need::Gpu,
+            d if !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+                Need::Device(s)
+            }
+            _ => return Err(format!("need {s:?} is neither disk, nic, gpu nor a QEMU device name")),
+        })
+    }
+}
+
+impl std::fmt::Display for Need {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Need::Disk => "disk",
+            Need::Nic => "nic",
+            Need::Gpu => "gpu",
+            Need::Device(d) => d,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 //! value it does not know (any QEMU newer than its bundled schema), and a
 //! harness must not go deaf because QEMU grew a feature.
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,10 +43,9 @@ impl Qmp {
         let greeting = tokio::time::timeout(timeout, lines.next_line())
             .await
             .map_err(|_| Failure::infra("QEMU sent no QMP greeting in time"))?
-            .map_err(|e| Failure::infra(format!("QMP greeting: {e}")))?
+            .infra(|| "QMP greeting".into())?
             .ok_or_else(|| Failure::infra("QEMU closed QMP before its greeting (did it start? see qemu.stderr)"))?;
-        let greeting: Value =
-            serde_json::from_str(&greeting).map_err(|e| Failure::infra(format!("QMP greeting is not JSON: {e}")))?;
+        let greeting: Value = serde_json::from_str(&greeting).infra(|| "QMP greeting is not JSON".into())?;
         let v = &greeting["QMP"]["version"]["qemu"];
         let qemu_version = format!("{}.{}.{}", v["major"], v["minor"], v["micro"]);
 
@@ -81,14 +80,9 @@ impl Qmp {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, tx);
         let mut line = serde_json::to_vec(&qapi::Execute::new(command, Some(id)))
-            .map_err(|e| Failure::infra(format!("cannot encode QMP {}: {e}", C::NAME)))?;
+            .infra(|| format!("cannot encode QMP {}", C::NAME))?;
         line.push(b'\n');
-        self.writer
-            .lock()
-            .await
-            .write_all(&line)
-            .await
-            .map_err(|e| Failure::infra(format!("QMP {} not sent: {e}", C::NAME)))?;
+        self.writer.lock().await.write_all(&line).await.infra(|| format!("QMP {} not sent", C::NAME))?;
         let reply = tokio::time::timeout(timeout, rx)
             .await
             .map_err(|_| Failure::infra(format!("QMP {} got no reply in {timeout:?}", C::NAME)))?

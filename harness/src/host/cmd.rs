@@ -1,6 +1,6 @@
 //! Running host commands with errors a user can act on.
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ pub fn output(cmd: &mut Command, limit: Duration) -> Result<Output> {
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(limit) {
-        Ok(r) => r.map_err(|e| Failure::infra(format!("`{shown}`: {e}"))),
+        Ok(r) => r.infra(|| format!("`{shown}`")),
         Err(_) => {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             Err(Failure::infra(format!("`{shown}` did not finish within {} s and was killed", limit.as_secs())))

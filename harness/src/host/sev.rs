@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// (eax, ebx, ecx, edx) of one CPUID leaf.
+pub type Cpuid = (u32, u32, u32, u32);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SevHost {
     pub cbitpos: u32,
@@ -16,8 +19,8 @@ pub struct SevHost {
 pub struct Inputs {
     pub dev_sev: PathBuf,
     pub kvm_amd_sev: PathBuf,
-    /// CPUID(leaf) -> (eax, ebx, ecx, edx), None when the leaf is absent.
-    pub cpuid: Box<dyn Fn(u32) -> Option<(u32, u32, u32, u32)>>,
+    /// CPUID(leaf), None when the leaf is absent.
+    pub cpuid: Box<dyn Fn(u32) -> Option<Cpuid>>,
 }
 
 impl Inputs {

@@ -167,8 +167,7 @@ fn untar(file: &Path, into: &Path) -> Result<()> {
 
 fn sha256_of(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let mut f =
-        std::fs::File::open(path).map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    let mut f = std::fs::File::open(path).input(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).infra(|| format!("cannot read {}", path.display()))?;
     Ok(format!("{:x}", h.finalize()))

@@ -1,116 +1,26 @@
 //! The matrix: which kernels, on which guests, running what, with which
 //! swiotlb boot settings, how many times, compared how.
+//!
+//! `schema`: the file's shape. `load`: reading and checking it and all it
+//! names. `expand`: cells, builds, order, shards. `run`: booting them.
 
+mod expand;
+mod load;
 pub mod run;
+mod schema;
 
-use crate::failure::{Failure, Result};
+pub use crate::results::{Axis, Comparison, ExpectedFailure};
+pub use load::MAX_REPS;
+pub use schema::{MatrixFile, SeriesEntry, SwiotlbSetting};
+
 use crate::guest::profile::Profile;
 use crate::kernel::arch::Arch;
-use crate::kernel::series::{Series, SeriesSource};
+use crate::kernel::series::Series;
 use crate::kernel::variant::Variant;
-pub use crate::results::{Axis, Comparison, ExpectedFailure};
-use crate::results::{CellKey, Shard};
+use crate::results::CellKey;
 use crate::workload::Workload;
-use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatrixFile {
-    pub repetitions: u32,
-    pub kernels: Vec<String>,
-    /// Patch series to put on kernels of the matrix: each adds variants
-    /// `KERNEL+SERIES` (and `KERNEL+SERIES@N` per patch) to the kernel axis.
-    #[serde(default)]
-    pub series: Vec<SeriesEntry>,
-    pub profiles: Vec<String>,
-    pub workloads: Vec<String>,
-    /// Workload parameters to override, by workload (smaller sizes for a
-    /// quick run, longer runs for a publication).
-    #[serde(default)]
-    pub params: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
-    /// Name -> extra kernel command line (empty: the kernel's default pool),
-    /// optionally only for some workloads or profiles.
-    pub swiotlb: BTreeMap<String, SwiotlbSetting>,
-    #[serde(default)]
-    pub compare: Vec<Comparison>,
-    /// Cells known to fail, and why: a regression gate must stay green on
-    /// a failure that is the point (a fixed 1 MiB pool cannot map a
-    /// framebuffer), and must notice when one starts passing.
-    #[serde(default)]
-    pub expect_fail: Vec<ExpectedFailure>,
-    /// Seconds a guest may take to reach init (default: 60 with KVM, 240
-    /// under TCG, which a busy two-core host needs).
-    #[serde(default)]
-    pub boot_timeout_s: Option<u64>,
-}
-
-impl Matrix {
-    /// Put a known variant on the kernel axis for this run: a series'
-    /// prefix a bisection boots, or a kernel a resumed run's plan names.
-    pub fn join_kernel_axis(&mut self, kernel: &str) {
-        if !self.kernels.iter().any(|k| k == kernel) {
-            self.kernels.push(kernel.to_string());
-        }
-    }
-
-    /// The expected failure declared for a cell, if any.
-    pub fn expected_failure(&self, key: &CellKey) -> Option<&ExpectedFailure> {
-        let id = key.id();
-        self.spec.expect_fail.iter().find(|e| glob::Pattern::new(&e.cells).is_ok_and(|p| p.matches(&id)))
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeriesEntry {
-    /// An mbox, a directory of patches or a quilt `series` file, relative
-    /// to the matrix file.
-    pub path: PathBuf,
-    /// The kernels it goes on (default: every kernel of the matrix).
-    #[serde(default)]
-    pub on: Vec<String>,
-    /// Also build every prefix of the series, to tell which patch moved a
-    /// metric.
-    #[serde(default)]
-    pub per_patch: bool,
-}
-
-/// A value of the swiotlb axis: kernel words, or kernel words that apply
-/// only to some workloads or profiles (a pool small enough to force growth
-/// says nothing new about MemTotal).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SwiotlbSetting {
-    Words(String),
-    Restricted {
-        args: String,
-        #[serde(default)]
-        workloads: Vec<String>,
-        #[serde(default)]
-        profiles: Vec<String>,
-    },
-}
-
-impl SwiotlbSetting {
-    pub fn args(&self) -> &str {
-        match self {
-            SwiotlbSetting::Words(w) => w,
-            SwiotlbSetting::Restricted { args, .. } => args,
-        }
-    }
-
-    fn applies(&self, workload: &str, profile: &str) -> bool {
-        match self {
-            SwiotlbSetting::Words(_) => true,
-            SwiotlbSetting::Restricted { workloads, profiles, .. } => {
-                (workloads.is_empty() || workloads.iter().any(|w| w == workload))
-                    && (profiles.is_empty() || profiles.iter().any(|p| p == profile))
-            }
-        }
-    }
-}
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// A loaded and checked matrix, with everything it names loaded too.
 #[derive(Debug, Clone)]
@@ -148,266 +58,28 @@ pub struct Skipped {
     pub why: String,
 }
 
-/// The 1-based line of the first occurrence of `needle` in the file, so
-/// semantic errors point at a line like syntax errors do.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or(1)
-}
-
-/// More boots than this is a typo, and would only be found out hours later
-/// (or as an allocation of billions of planned boots).
-pub const MAX_REPS: u32 = 1000;
-
 impl Matrix {
-    pub fn load(root: &Path, file: &Path) -> Result<Matrix> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| Failure::input(format!("cannot read {}: {e}", file.display())))?;
-        let spec: MatrixFile = crate::yaml::parse(file, &text)?;
-        let at =
-            |needle: &str, msg: String| Failure::input(format!("{}:{}: {msg}", file.display(), line_of(&text, needle)));
-        if !(1..=MAX_REPS).contains(&spec.repetitions) {
-            return Err(at("repetitions", format!("repetitions must be 1 to {MAX_REPS}")));
+    /// Put a known variant on the kernel axis for this run: a series'
+    /// prefix a bisection boots, or a kernel a resumed run's plan names.
+    pub fn join_kernel_axis(&mut self, kernel: &str) {
+        if !self.kernels.iter().any(|k| k == kernel) {
+            self.kernels.push(kernel.to_string());
         }
-        if let Some(t) = spec.boot_timeout_s.filter(|t| !(1..=crate::guest::machine::MAX_TIMEOUT_S).contains(t)) {
-            return Err(at(
-                "boot_timeout_s",
-                format!("boot_timeout_s: {t} is not 1 to {} seconds", crate::guest::machine::MAX_TIMEOUT_S),
-            ));
-        }
-        for (axis, list) in [
-            ("kernels", spec.kernels.len()),
-            ("profiles", spec.profiles.len()),
-            ("workloads", spec.workloads.len()),
-            ("swiotlb", spec.swiotlb.len()),
-        ] {
-            if list == 0 {
-                return Err(at(axis, format!("`{axis}` is empty: the matrix would have no cells")));
-            }
-        }
-        let mut variants = BTreeMap::new();
-        for k in &spec.kernels {
-            let v = Variant::load(root, k).map_err(|e| at(k, e.message))?;
-            variants.insert(k.clone(), v);
-        }
-        let mut kernels = spec.kernels.clone();
-        let mut compare = spec.compare.clone();
-        let mut on_kernels = Vec::new();
-        let dir = file.parent().unwrap_or(Path::new("."));
-        for entry in &spec.series {
-            let needle = entry.path.display().to_string();
-            let path = crate::kernel::variant::resolve(dir, &entry.path);
-            let series = Series::load(&SeriesSource::Path(path)).map_err(|e| at(&needle, e.message))?;
-            let on = if entry.on.is_empty() { spec.kernels.clone() } else { entry.on.clone() };
-            for base in &on {
-                let v = variants
-                    .get(base)
-                    .cloned()
-                    .ok_or_else(|| at(base, format!("series {needle}: `on: {base}` is not a kernel of this matrix")))?;
-                let mut prev = base.clone();
-                let mut prefixes = Vec::new();
-                for n in 1..=series.patches.len() {
-                    let upto = (n < series.patches.len()).then_some(n);
-                    let d = v.with_series(&series, upto);
-                    prefixes.push(d.name.clone());
-                    if entry.per_patch || upto.is_none() {
-                        if entry.per_patch {
-                            compare.push(Comparison {
-                                axis: Axis::Kernel,
-                                base: prev.clone(),
-                                new: d.name.clone(),
-                                gate: true,
-                            });
-                        }
-                        prev = d.name.clone();
-                        kernels.push(d.name.clone());
-                    }
-                    variants.insert(d.name.clone(), d);
-                }
-                let full = v.with_series(&series, None).name;
-                let whole = Comparison { axis: Axis::Kernel, base: base.clone(), new: full, gate: true };
-                if !compare.contains(&whole) {
-                    compare.push(whole);
-                }
-                on_kernels.push(SeriesOnKernel { series: series.clone(), base: base.clone(), prefixes });
-            }
-        }
-        let mut profiles = BTreeMap::new();
-        let mut arches = BTreeMap::new();
-        for p in &spec.profiles {
-            let prof = Profile::load(root, p).map_err(|e| at(p, e.message))?;
-            if !arches.contains_key(&prof.arch) {
-                arches.insert(prof.arch.clone(), Arch::load(root, &prof.arch).map_err(|e| at(p, e.message))?);
-            }
-            profiles.insert(p.clone(), prof);
-        }
-        let mut workloads = BTreeMap::new();
-        for w in &spec.workloads {
-            let mut wl = Workload::load(root, w).map_err(|e| at(w, e.message))?;
-            if let Some(over) = spec.params.get(w) {
-                wl = wl.with_params(over).map_err(|e| at("params", e.message))?;
-            }
-            workloads.insert(w.clone(), wl);
-        }
-        for w in spec.params.keys().filter(|w| !spec.workloads.contains(w)) {
-            return Err(at("params", format!("params: `{w}` is not a workload of this matrix")));
-        }
-        for (name, setting) in &spec.swiotlb {
-            crate::paths::check_name("swiotlb setting", name).map_err(|e| at(name, e))?;
-            let args = setting.args();
-            if args.split_whitespace().any(|w| !w.starts_with("swiotlb=") && !w.starts_with("iommu=")) {
-                return Err(at(
-                    name,
-                    format!("swiotlb setting `{name}`: expected only swiotlb=/iommu= words, found `{args}`"),
-                ));
-            }
-            if let SwiotlbSetting::Restricted { workloads, profiles, .. } = setting {
-                for w in workloads.iter().filter(|w| !spec.workloads.contains(w)) {
-                    return Err(at(name, format!("swiotlb setting `{name}`: `{w}` is not a workload of this matrix")));
-                }
-                for p in profiles.iter().filter(|p| !spec.profiles.contains(p)) {
-                    return Err(at(name, format!("swiotlb setting `{name}`: `{p}` is not a profile of this matrix")));
-                }
-            }
-        }
-        for e in &spec.expect_fail {
-            if let Err(err) = glob::Pattern::new(&e.cells) {
-                return Err(at(&e.cells, format!("expect_fail: `{}` is not a glob: {err}", e.cells)));
-            }
-        }
-        for c in &compare {
-            let values: Vec<&String> = match c.axis {
-                Axis::Kernel => kernels.iter().collect(),
-                Axis::Profile => spec.profiles.iter().collect(),
-                Axis::Workload => spec.workloads.iter().collect(),
-                Axis::Swiotlb => spec.swiotlb.keys().collect(),
-            };
-            for v in [&c.base, &c.new] {
-                if !values.contains(&v) {
-                    return Err(at(v, format!("compare: `{v}` is not a value of the {} axis", c.axis)));
-                }
-            }
-        }
-        Ok(Matrix {
-            file: file.to_path_buf(),
-            spec,
-            kernels,
-            variants,
-            arches,
-            profiles,
-            workloads,
-            compare,
-            series: on_kernels,
-        })
     }
 
-    /// Every runnable cell, ordered so that cells differing only in kernel
-    /// sit next to each other (run back to back, A/B interleaved), and the
-    /// combinations that cannot run with the reason.
-    pub fn expand(&self) -> (Vec<CellKey>, Vec<Skipped>) {
-        let mut cells = Vec::new();
-        let mut skipped = Vec::new();
-        for p in &self.spec.profiles {
-            for w in &self.spec.workloads {
-                for (s, setting) in &self.spec.swiotlb {
-                    if !setting.applies(w, p) {
-                        continue;
-                    }
-                    for k in &self.kernels {
-                        let key =
-                            CellKey { kernel: k.clone(), profile: p.clone(), workload: w.clone(), swiotlb: s.clone() };
-                        match self.why_not(&key) {
-                            None => cells.push(key),
-                            Some(why) => skipped.push(Skipped { key, why }),
-                        }
-                    }
-                }
-            }
-        }
-        (cells, skipped)
-    }
-
-    fn why_not(&self, key: &CellKey) -> Option<String> {
-        let v = &self.variants[&key.kernel];
-        let p = &self.profiles[&key.profile];
-        let w = &self.workloads[&key.workload];
-        if !v.supports(&p.arch) {
-            return Some(format!(
-                "kernel {} is not built for {} (its arches: {})",
-                v.name,
-                p.arch,
-                v.arches.join(", ")
-            ));
-        }
-        if let Some(why) = p.unavailable() {
-            return Some(why);
-        }
-        for need in &w.needs {
-            if !p.has(need) {
-                return Some(format!("profile has no `{need}`"));
-            }
-        }
-        None
-    }
-
-    /// The (variant, arch) builds the runnable cells need, in first-use order.
-    pub fn builds(&self, cells: &[CellKey]) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        for c in cells {
-            let b = (c.kernel.clone(), self.profiles[&c.profile].arch.clone());
-            if !out.contains(&b) {
-                out.push(b);
-            }
-        }
-        out
-    }
-
-    /// Run order: repetition-major, so a drifting host spreads over every
-    /// cell instead of landing on one kernel. Within a repetition the
-    /// cells that differ only in kernel stay side by side (A and B see the
-    /// same host load) in a random order, and those groups run in a random
-    /// order too, so no kernel always goes first: seeded, and the seed is
-    /// kept with the run.
-    pub fn schedule(&self, cells: &[CellKey], seed: u64) -> Vec<(CellKey, u32)> {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut groups: Vec<Vec<CellKey>> = Vec::new();
-        for c in cells {
-            match groups.last_mut() {
-                Some(g) if g[0].with_axis(Axis::Kernel, &c.kernel) == *c => g.push(c.clone()),
-                _ => groups.push(vec![c.clone()]),
-            }
-        }
-        let mut out = Vec::new();
-        for r in 0..self.spec.repetitions {
-            let mut order = groups.clone();
-            order.shuffle(&mut rng);
-            for mut g in order {
-                g.shuffle(&mut rng);
-                out.extend(g.into_iter().map(|c| (c, r)));
-            }
-        }
-        out
-    }
-
-    /// Shard `s`'s share of a schedule. The unit dealt out is a group of
-    /// boots that differ only in kernel (one repetition of one cell's
-    /// kernels): each fixed-vs-dynamic pair is measured on one machine,
-    /// every boot lands in exactly one shard, and shards differ by at most
-    /// one group. Groups go round-robin in a fixed order (repetition,
-    /// then cell), so every machine computes the same split.
-    pub fn share(schedule: Vec<(CellKey, u32)>, s: Shard) -> Vec<(CellKey, u32)> {
-        let group = |c: &CellKey, rep: u32| (rep, c.with_axis(Axis::Kernel, ""));
-        let groups: BTreeSet<(u32, CellKey)> = schedule.iter().map(|(c, r)| group(c, *r)).collect();
-        let mine: BTreeSet<&(u32, CellKey)> =
-            groups.iter().enumerate().filter(|(i, _)| *i as u32 % s.of == s.index - 1).map(|(_, g)| g).collect();
-        schedule.into_iter().filter(|(c, r)| mine.contains(&group(c, *r))).collect()
+    /// The expected failure declared for a cell, if any.
+    pub fn expected_failure(&self, key: &CellKey) -> Option<&ExpectedFailure> {
+        let id = key.id();
+        self.spec.expect_fail.iter().find(|e| glob::Pattern::new(&e.cells).is_ok_and(|p| p.matches(&id)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::{Failure, Result};
+    use crate::results::Shard;
+    use std::path::Path;
 
     fn load_in(dir: &Path, text: &str) -> Result<Matrix> {
         let f = dir.join("matrix.yaml");

@@ -2,7 +2,7 @@
 //! judge it, store it as it finishes, report.
 
 use super::Matrix;
-use crate::failure::{Failure, FailureClass, Result};
+use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::guest::machine::{self, State, Timeouts};
 use crate::guest::qemu::GuestSpec;
 use crate::host::accel::{Accel, AccelChoice, Clock, MachineRequest};
@@ -138,7 +138,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         m.spec.repetitions = r.max(1);
     }
     if let Some(only) = &opts.kernels {
-        for k in only.iter().filter(|k| !m.variants.contains_key(*k)) {
+        if let Some(k) = only.iter().find(|k| !m.variants.contains_key(*k)) {
             return Err(Failure::input(format!(
                 "{}: `{k}` is not a kernel of this matrix (it has: {})",
                 opts.matrix.display(),
@@ -458,7 +458,7 @@ pub(crate) async fn run_one(
     let (kernel, _) = prepared.get(m, key);
     let workload = &m.workloads[&key.workload];
     let (dir, rel) = run.guest_dir(&key.id(), rep);
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).infra(|| format!("cannot create {}", dir.display()))?;
     let services = services::start(&workload.services, &dir).await?;
     let spec = guest_spec(m, prepared, accel, key, &dir, &services.peers)?;
     let spinner = ui::spinner();

@@ -4,7 +4,7 @@
 //! the file is read where it lands, without the network.
 
 use super::{fmt_value, pct, summary, verdict_row, Row, RunReport, METHOD, VERDICT_HEADER};
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use crate::results::{CellResult, Status};
 use crate::stats::{self, Verdict};
 use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
@@ -214,11 +214,11 @@ pub fn render(r: &RunReport) -> Result<String> {
         method: METHOD,
     };
     let mut env = minijinja::Environment::new();
-    env.add_template("report.html", TEMPLATE).map_err(|e| Failure::infra(format!("HTML template: {e}")))?;
+    env.add_template("report.html", TEMPLATE).infra(|| "HTML template".into())?;
     let page = env
         .get_template("report.html")
         .and_then(|t| t.render(minijinja::value::Serde(&page)))
-        .map_err(|e| Failure::infra(format!("cannot render the HTML report: {e}")))?;
+        .infra(|| "cannot render the HTML report".into())?;
     Ok(page)
 }
 

@@ -2,7 +2,7 @@
 //! and one per gated metric of a gated comparison (did it regress?), each
 //! failure with the same one-line cause the text report gives.
 
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Result};
 use crate::results::{CellResult, Status};
 use crate::stats::compare::Table;
 use crate::stats::Verdict;
@@ -70,5 +70,5 @@ pub fn render(run: &str, cells: &[CellResult], tables: &[Table], incomplete: Opt
         }
     }
     report.add_test_suite(gate);
-    report.to_string().map_err(|e| Failure::infra(format!("cannot write JUnit XML: {e}")))
+    report.to_string().infra(|| "cannot write JUnit XML".into())
 }

@@ -7,7 +7,7 @@
 //! the issue, as a triager would.
 
 use super::RunReport;
-use crate::failure::{Failure, FailureClass, Result};
+use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::results::{CellResult, Status};
 use crate::stats::{self, Verdict};
 use serde_json::{json, Map, Value};
@@ -185,5 +185,5 @@ pub fn render(r: &RunReport) -> Result<String> {
         doc.insert("issues".into(), Value::Array(issues));
         doc.insert("incidents".into(), Value::Array(incidents));
     }
-    serde_json::to_string_pretty(&Value::Object(doc)).map_err(|e| Failure::infra(format!("cannot write KCIDB: {e}")))
+    serde_json::to_string_pretty(&Value::Object(doc)).infra(|| "cannot write KCIDB".into())
 }

@@ -6,7 +6,7 @@
 use super::env::{RunEnv, ShardNote};
 use super::store::RunDir;
 use super::{CellKey, CellResult, PlannedBoot, RunPlan, RunState};
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -140,8 +140,7 @@ pub fn merge(shards: &[RunDir], into: &Path) -> Result<RunDir> {
         return Err(bad(format!("{}: already exists; merge into a new directory", into.display())));
     }
     let out = RunDir { path: into.to_path_buf() };
-    std::fs::create_dir_all(into.join("cells"))
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", into.display())))?;
+    std::fs::create_dir_all(into.join("cells")).infra(|| format!("cannot create {}", into.display()))?;
     // The guests' logs come along: a failure in a merged run is read there.
     for (dir, ..) in &parts {
         let guests = dir.path.join("guests");

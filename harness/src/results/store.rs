@@ -11,7 +11,7 @@
 
 use super::env::RunEnv;
 use super::{CellResult, RunPlan, RunState};
-use crate::failure::{Failure, Result};
+use crate::failure::{Classify, Failure, Result};
 use crate::paths::write_atomic;
 use std::path::{Path, PathBuf};
 
@@ -25,13 +25,13 @@ impl RunDir {
     /// own directory, never another's cells.
     pub fn create(results: &Path, name: &str) -> Result<RunDir> {
         let runs = results.join("runs");
-        std::fs::create_dir_all(&runs).map_err(|e| Failure::infra(format!("cannot create {}: {e}", runs.display())))?;
+        std::fs::create_dir_all(&runs).infra(|| format!("cannot create {}", runs.display()))?;
         for n in 1..1000 {
             let path = if n == 1 { runs.join(name) } else { runs.join(format!("{name}-{n}")) };
             match std::fs::create_dir(&path) {
                 Ok(()) => {
                     std::fs::create_dir(path.join("cells"))
-                        .map_err(|e| Failure::infra(format!("cannot create {}/cells: {e}", path.display())))?;
+                        .infra(|| format!("cannot create {}/cells", path.display()))?;
                     return Ok(RunDir { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -89,7 +89,7 @@ impl RunDir {
     pub fn read_cells(&self) -> Result<Vec<CellResult>> {
         let dir = self.path.join("cells");
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| Failure::infra(format!("cannot read {}: {e}", dir.display())))?
+            .infra(|| format!("cannot read {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
@@ -121,7 +121,7 @@ impl RunDir {
             let _ = std::fs::remove_dir_all(&dest);
             std::fs::rename(&tmp, &dest)
         };
-        copy().map_err(|e| Failure::infra(format!("cannot save baseline {}: {e}", dest.display())))?;
+        copy().infra(|| format!("cannot save baseline {}", dest.display()))?;
         RunDir::open(&dest)
     }
 
@@ -151,14 +151,13 @@ impl RunDir {
 }
 
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::infra(format!("{}: {e}", path.display())))?;
+    let text = serde_json::to_string_pretty(value).infra(|| format!("{}", path.display()))?;
     write_atomic(path, text.as_bytes())
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+    let text = std::fs::read_to_string(path).infra(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).input(|| format!("{}", path.display()))
 }
 
 /// The JSON Schema of every file a run directory holds, generated from
@@ -183,6 +182,5 @@ pub struct RunRecord<'a> {
 }
 
 pub fn run_json(env: &RunEnv, plan: &RunPlan, cells: &[CellResult]) -> Result<String> {
-    serde_json::to_string_pretty(&RunRecord { env, plan, cells })
-        .map_err(|e| Failure::infra(format!("cannot write the run as JSON: {e}")))
+    serde_json::to_string_pretty(&RunRecord { env, plan, cells }).infra(|| "cannot write the run as JSON".into())
 }

@@ -27,7 +27,7 @@ const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Failure::infra(format!("initramfs: cannot read {}: {e}", path.display())))
+    std::fs::read(path).infra(|| format!("initramfs: cannot read {}", path.display()))
 }
 
 fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
@@ -38,15 +38,10 @@ fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
 /// do not depend on directory order).
 pub(crate) fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| Failure::infra(format!("cannot read {}: {e}", d.display())))? {
-            let p = e.map_err(|e| Failure::infra(e.to_string()))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
+    for e in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+        let e = e.infra(|| format!("cannot walk {}", dir.display()))?;
+        if !e.file_type().is_dir() {
+            out.push(e.path().strip_prefix(dir).unwrap_or(e.path()).to_path_buf());
         }
     }
     out.sort();
@@ -81,7 +76,7 @@ fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
     let overlay = root.join("rootfs/overlay");
     for rel in walk(&overlay)? {
         let p = overlay.join(&rel);
-        let mode = std::fs::metadata(&p).map_err(|e| Failure::infra(e.to_string()))?.permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&p).infra(|| format!("cannot read {}", p.display()))?.permissions().mode() & 0o777;
         v.push(file(&rel.to_string_lossy(), mode, read(&p)?));
     }
     let wl = root.join("workloads");

@@ -351,7 +351,7 @@ mod tests {
             (0..10).map(|i| judge(&d, &base, if i == 0 { &new } else { &quiet }, None, 10)).collect();
         let samples: Vec<(&[f64], &[f64])> =
             (0..10).map(|i| (&base[..], if i == 0 { &new[..] } else { &quiet[..] })).collect();
-        correct(&vec![&d; 10], &samples, &mut rows);
+        correct(&[&d; 10], &samples, &mut rows);
         assert_eq!(rows[0].verdict, Verdict::Inconclusive);
         assert_eq!(rows[0].mde_pct, None, "n=5 cannot reach 0.05/10");
     }

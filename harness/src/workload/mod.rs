@@ -13,6 +13,7 @@ pub mod stream;
 
 use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::guest::channel::Transcript;
+use crate::guest::profile::Need;
 use crate::guest::qemu::Attach;
 use crate::results::MetricDecl;
 use checks::Finding;
@@ -42,11 +43,9 @@ pub struct Workload {
     /// Seconds the guest may take after reaching init, under TCG on a busy
     /// two-core host.
     pub timeout_s: u64,
-    /// What a profile must have for this workload to run on it: a device
-    /// role (`disk`, `nic`, `gpu`) or a device name (the part of `-device`
-    /// before the first comma, e.g. `edu`).
+    /// What a profile must have for this workload to run on it.
     #[serde(default)]
-    pub needs: Vec<String>,
+    pub needs: Vec<Need>,
     /// Attach the read-only tools disk (Debian's fio and iperf3).
     #[serde(default)]
     pub tools: bool,
@@ -194,7 +193,7 @@ impl Workload {
             )));
         }
         for (k, v) in &w.params {
-            param_word(k, v).map_err(|e| Failure::input(format!("{}: {e}", w.file.display())))?;
+            param_word(k, v).input(|| format!("{}", w.file.display()))?;
         }
         if !root.join("workloads").join(&w.guest).exists() {
             return Err(Failure::input(format!(
@@ -225,7 +224,7 @@ impl Workload {
                     self.params.keys().cloned().collect::<Vec<_>>().join(", ")
                 )));
             }
-            param_word(k, v).map_err(|e| Failure::input(format!("workload {}: {e}", self.name)))?;
+            param_word(k, v).input(|| format!("workload {}", self.name))?;
             w.params.insert(k.clone(), v.clone());
         }
         Ok(w)
@@ -249,8 +248,8 @@ impl Workload {
     /// What this workload needs attached to its guest; creates the scratch
     /// disk in the guest's directory (sparse: only what is written costs).
     pub fn attach(&self, guest_dir: &Path, tools: Option<PathBuf>) -> Result<Attach> {
-        let mut a = Attach { nic: self.needs("nic"), gpu: self.needs("gpu"), tools, ..Attach::default() };
-        if self.needs("disk") {
+        let mut a = Attach { nic: self.needs(Need::Nic), gpu: self.needs(Need::Gpu), tools, ..Attach::default() };
+        if self.needs(Need::Disk) {
             let mib = self.param_u64("disk_mib").unwrap_or(64);
             std::fs::create_dir_all(guest_dir).infra(|| format!("cannot create {}", guest_dir.display()))?;
             let img = guest_dir.join("scratch.img");
@@ -261,8 +260,8 @@ impl Workload {
         Ok(a)
     }
 
-    fn needs(&self, what: &str) -> bool {
-        self.needs.iter().any(|n| n == what)
+    fn needs(&self, what: Need) -> bool {
+        self.needs.contains(&what)
     }
 
     /// The declaration of a produced metric name (exact, or `family.*`).

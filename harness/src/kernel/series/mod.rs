@@ -4,10 +4,16 @@
 //! order with `git apply` (git-am semantics without needing a repository),
 //! and undone exactly, so one source tree serves every series and the
 //! build directory stays warm: only what a patch touches is rebuilt.
+//!
+//! Here: reading the formats. `tree`: putting a series on a tree and
+//! taking it off.
 
-use crate::failure::{Failure, FailureClass, Result};
+mod tree;
+pub use tree::{rejection, PatchableTree};
+
+use crate::failure::{Classify, Failure, Result};
 use crate::host::cmd;
-use serde::{Deserialize, Serialize};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -124,22 +130,21 @@ fn diff_part(text: &str) -> &str {
 /// error otherwise: a series that silently loses a patch builds the wrong
 /// kernel.
 fn messages(file: &Path) -> Result<Vec<Patch>> {
-    let text =
-        std::fs::read_to_string(file).map_err(|e| Failure::input(format!("{}: cannot read: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file).input(|| format!("{}: cannot read", file.display()))?;
     let mut chunks = Vec::new();
     if !text.starts_with("From ") {
         // A bare diff, or a message without an mbox "From " line: one patch.
         chunks.push(text.clone());
     } else {
-        let tmp = tempdir()?;
+        let tmp = tempfile::tempdir().infra(|| "cannot make a temporary directory".into())?;
+        let tmp = tmp.path();
         let out = cmd::stdout(Command::new("git").arg("mailsplit").arg(format!("-o{}", tmp.display())).arg(file))
             .map_err(|e| Failure::input(format!("{}: not a readable mbox: {}", file.display(), e.message)))?;
         let count: usize = out.trim().parse().unwrap_or(0);
         for i in 1..=count {
             let p = tmp.join(format!("{i:04}"));
-            chunks.push(std::fs::read_to_string(&p).map_err(|e| Failure::infra(format!("{}: {e}", p.display())))?);
+            chunks.push(std::fs::read_to_string(&p).infra(|| p.display().to_string())?);
         }
-        let _ = std::fs::remove_dir_all(&tmp);
     }
     let many = chunks.len() > 1;
     let mut out = Vec::new();
@@ -175,7 +180,8 @@ fn is_cover(subject: &str) -> bool {
 /// The subject as `git am` would commit it: `git mailinfo` drops the
 /// `[PATCH v2 3/7]` prefix and unfolds the header.
 fn subject(message: &str) -> Option<String> {
-    let tmp = tempdir().ok()?;
+    let tmp = tempfile::tempdir().ok()?;
+    let tmp = tmp.path();
     let mut child = Command::new("git")
         .arg("mailinfo")
         .arg(tmp.join("msg"))
@@ -191,7 +197,6 @@ fn subject(message: &str) -> Option<String> {
         let _ = stdin.write_all(message.as_bytes());
     }
     let out = child.wait_with_output().ok()?;
-    let _ = std::fs::remove_dir_all(&tmp);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("Subject: "))
@@ -203,8 +208,7 @@ fn subject(message: &str) -> Option<String> {
 /// optional `-pN` after the name.
 fn quilt(series: &Path) -> Result<Vec<Patch>> {
     let dir = series.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(series)
-        .map_err(|e| Failure::input(format!("{}: cannot read: {e}", series.display())))?;
+    let text = std::fs::read_to_string(series).input(|| format!("{}: cannot read", series.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -235,18 +239,9 @@ fn quilt(series: &Path) -> Result<Vec<Patch>> {
     Ok(out)
 }
 
-fn tempdir() -> Result<PathBuf> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("bounce-series-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).map_err(|e| Failure::infra(format!("cannot create {}: {e}", d.display())))?;
-    Ok(d)
-}
-
 /// Fetch a series from lore with b4 into `dir`; returns the mbox.
 pub fn fetch_b4(message_id: &str, dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).infra(|| format!("cannot create {}", dir.display()))?;
     let name = crate::paths::sanitize(message_id.trim_matches(['<', '>']));
     let mut b4 = Command::new("b4");
     b4.arg("am").arg("-o").arg(dir).arg("-n").arg(&name).arg(message_id);
@@ -265,228 +260,10 @@ pub fn fetch_b4(message_id: &str, dir: &Path) -> Result<PathBuf> {
     Ok(mbox)
 }
 
-/// What is applied to a source tree, and how to take it off again:
-/// kept beside the tree, written before every change.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Applied {
-    /// The hash of the applied series; None while applying (or pristine
-    /// with nothing backed up).
-    series: Option<String>,
-    /// Tree-relative paths touched so far, and whether they existed.
-    touched: Vec<(String, bool)>,
-}
-
-/// A source tree that patches go on and come off: the tree itself, a
-/// directory of original copies of every file a patch touched, and the
-/// record of what is applied.
-pub struct PatchableTree {
-    pub path: PathBuf,
-    backup: PathBuf,
-    state: PathBuf,
-}
-
-impl PatchableTree {
-    pub fn new(path: &Path) -> PatchableTree {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let parent = path.parent().unwrap_or(Path::new("."));
-        PatchableTree {
-            path: path.to_path_buf(),
-            backup: parent.join(format!("{name}.backup")),
-            state: parent.join(format!("{name}.applied.json")),
-        }
-    }
-
-    fn read_state(&self) -> Applied {
-        std::fs::read_to_string(&self.state).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
-    }
-
-    fn write_state(&self, a: &Applied) -> Result<()> {
-        crate::paths::write_atomic(&self.state, serde_json::to_string(a).unwrap_or_default().as_bytes())
-    }
-
-    /// A file as the pristine tree has it, whatever series is on it now.
-    pub fn pristine(&self, rel: &str) -> Result<String> {
-        let state = self.read_state();
-        let path = match state.touched.iter().find(|(t, _)| t == rel) {
-            Some((_, true)) => self.backup.join("files").join(rel),
-            Some((_, false)) => return Err(Failure::input(format!("{rel} is not in the pristine tree"))),
-            None => self.path.join(rel),
-        };
-        std::fs::read_to_string(&path).map_err(|e| Failure::infra(format!("cannot read {}: {e}", path.display())))
-    }
-
-    /// The hash of the series on the tree now (None: pristine).
-    pub fn applied(&self) -> Option<String> {
-        self.read_state().series
-    }
-
-    /// Put the tree in the state "pristine + `series`". The caller holds
-    /// the build lock: nothing else reads the tree meanwhile.
-    pub fn checkout(&self, series: Option<&Series>) -> Result<()> {
-        let want = series.filter(|s| !s.patches.is_empty());
-        let state = self.read_state();
-        let want_hash = want.map(|s| s.hash());
-        if state.series == want_hash && (want_hash.is_some() || state.touched.is_empty()) {
-            return Ok(());
-        }
-        self.restore(state)?;
-        let Some(series) = want else { return Ok(()) };
-        let mut state = Applied::default();
-        for (i, p) in series.patches.iter().enumerate() {
-            let file = self.backup.join(format!("patch-{i}"));
-            std::fs::write(&file, &p.text)
-                .map_err(|e| Failure::infra(format!("cannot write {}: {e}", file.display())))?;
-            if let Err(e) = self.check(series, i, &file) {
-                self.restore(state)?;
-                return Err(e);
-            }
-            for rel in self.touched_by(&file, p.strip)? {
-                if state.touched.iter().any(|(t, _)| *t == rel) {
-                    continue;
-                }
-                let src = self.path.join(&rel);
-                let existed = src.exists();
-                if existed {
-                    let dst = self.backup.join("files").join(&rel);
-                    std::fs::create_dir_all(dst.parent().unwrap()).map_err(|e| Failure::infra(e.to_string()))?;
-                    std::fs::copy(&src, &dst)
-                        .map_err(|e| Failure::infra(format!("cannot back up {}: {e}", src.display())))?;
-                }
-                state.touched.push((rel, existed));
-            }
-            self.write_state(&state)?;
-            self.git_apply(&file, p.strip, &[])
-                .map_err(|e| Failure::infra(format!("{}: `git apply` failed after its check passed: {e}", p.origin)))?;
-        }
-        state.series = want_hash;
-        self.write_state(&state)
-    }
-
-    /// Back to pristine: every touched file restored from its copy (with a
-    /// new mtime, so make rebuilds what depends on it), created ones removed.
-    fn restore(&self, state: Applied) -> Result<()> {
-        for (rel, existed) in &state.touched {
-            let dst = self.path.join(rel);
-            if *existed {
-                let src = self.backup.join("files").join(rel);
-                if let Some(d) = dst.parent() {
-                    std::fs::create_dir_all(d).map_err(|e| Failure::infra(e.to_string()))?;
-                }
-                std::fs::copy(&src, &dst).map_err(|e| {
-                    Failure::infra(format!(
-                        "cannot restore {} from {} ({e}): the tree is damaged; delete {} and it is unpacked again",
-                        dst.display(),
-                        src.display(),
-                        self.path.display()
-                    ))
-                })?;
-            } else {
-                let _ = std::fs::remove_file(&dst);
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.backup);
-        std::fs::create_dir_all(&self.backup)
-            .map_err(|e| Failure::infra(format!("cannot create {}: {e}", self.backup.display())))?;
-        self.write_state(&Applied::default())
-    }
-
-    fn git(&self) -> Command {
-        let mut c = Command::new("git");
-        // Never let git find a repository above the tree (a cache inside a
-        // checkout): apply must work on these files, relative to the tree.
-        c.current_dir(&self.path).env("GIT_CEILING_DIRECTORIES", self.path.parent().unwrap_or(Path::new("/")));
-        c
-    }
-
-    fn git_apply(&self, patch: &Path, strip: u32, extra: &[&str]) -> std::result::Result<String, String> {
-        let mut git = self.git();
-        git.arg("apply").arg(format!("-p{strip}")).args(extra).arg(patch);
-        let out = crate::host::cmd::output(&mut git, crate::host::cmd::LIMIT).map_err(|e| e.message)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-
-    /// Paths a patch touches (both names of a rename).
-    fn touched_by(&self, patch: &Path, strip: u32) -> Result<Vec<String>> {
-        let out = self.git_apply(patch, strip, &["--numstat", "-z"]).map_err(Failure::infra)?;
-        let mut paths = Vec::new();
-        let mut fields = out.split('\0').peekable();
-        while let Some(f) = fields.next() {
-            if f.is_empty() {
-                continue;
-            }
-            // "ADDED\tDELETED\tPATH", or "ADDED\tDELETED\t" then OLD, NEW.
-            let mut parts = f.splitn(3, '\t');
-            let (_, _, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
-            if path.is_empty() {
-                paths.extend(fields.next().map(str::to_string));
-                paths.extend(fields.next().map(str::to_string));
-            } else {
-                paths.push(path.to_string());
-            }
-        }
-        Ok(paths)
-    }
-
-    /// Would patch `i` apply? If not, say which patch, which file and which
-    /// hunk, as a reviewer needs to rebase it.
-    fn check(&self, series: &Series, i: usize, file: &Path) -> Result<()> {
-        let p = &series.patches[i];
-        let Err(stderr) = self.git_apply(file, p.strip, &["--check", "-v"]) else {
-            return Ok(());
-        };
-        let which = format!(
-            "{}: patch {}/{} `{}` ({}) does not apply",
-            series.origin.display(),
-            i + 1,
-            series.patches.len(),
-            p.subject,
-            p.origin
-        );
-        Err(Failure::new(FailureClass::Input, format!("{which}: {}", rejection(&stderr, &p.text, p.strip))))
-    }
-}
-
-/// The first rejected hunk, from `git apply --check -v` and the patch.
-pub fn rejection(stderr: &str, patch: &str, strip: u32) -> String {
-    let failed = stderr.lines().find_map(|l| l.strip_prefix("error: patch failed: "));
-    if let Some((file, line)) = failed.and_then(|f| f.rsplit_once(':')) {
-        if let Some(h) = hunk(patch, file, line, strip) {
-            return format!("{file}:{line}: first rejected hunk `{h}`");
-        }
-        return format!("{file}:{line}: hunk does not match");
-    }
-    stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .map(|l| l.trim_start_matches("error: ").to_string())
-        .unwrap_or_else(|| stderr.trim().to_string())
-}
-
-/// The header of the hunk of `file` in `patch` whose old range starts at `line`.
-fn hunk(patch: &str, file: &str, line: &str, strip: u32) -> Option<String> {
-    let mut in_file = false;
-    for l in patch.lines() {
-        if let Some(p) = l.strip_prefix("--- ") {
-            let p = p.split('\t').next().unwrap_or(p);
-            let stripped: String = p.splitn(strip as usize + 1, '/').last().unwrap_or(p).to_string();
-            in_file = stripped == file;
-        } else if in_file && l.starts_with("@@ -") {
-            let start = l[4..].split([',', ' ']).next().unwrap_or("");
-            if start == line {
-                return Some(l.to_string());
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::FailureClass;
 
     const PATCH1: &str = "From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001
 From: A Dev <a@example.org>
