@@ -29,14 +29,22 @@ pub fn dies_with_harness(cmd: &mut tokio::process::Command) -> &mut tokio::proce
 /// on a slow mirror and git on a kernel tree take minutes, never this.
 pub const LIMIT: Duration = Duration::from_secs(30 * 60);
 
+/// For a question to a local tool (`dpkg-query`, `qemu --version`).
+pub const QUICK: Duration = Duration::from_secs(60);
+
 /// Run to completion within `limit` and return what it printed, whatever
 /// its exit status. A command still running then (a mirror that stopped
 /// answering, a prompt nobody sees) is killed, and the error says which
 /// command and after how long.
 pub fn output(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    output_from(cmd, Stdio::null(), limit)
+}
+
+/// [`output`], with `stdin` as the command's standard input.
+pub fn output_from(cmd: &mut Command, stdin: Stdio, limit: Duration) -> Result<Output> {
     let shown = display(cmd);
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -29,9 +29,7 @@ pub fn host_info() -> HostInfo {
 
 /// `qemu-system-x86_64 --version`'s first line.
 pub fn qemu_version(qemu: &str) -> String {
-    Command::new(qemu)
-        .arg("--version")
-        .output()
+    super::cmd::output(Command::new(qemu).arg("--version"), super::cmd::QUICK)
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
         .unwrap_or_else(|| "unknown".into())

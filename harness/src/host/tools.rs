@@ -108,21 +108,17 @@ impl Requirement {
 }
 
 fn package_installed(pkg: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", pkg])
-        .output()
+    super::cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]), super::cmd::QUICK)
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
         .unwrap_or(false)
 }
 
 fn foreign_arch_enabled(arch: &str) -> bool {
-    let native = Command::new("dpkg").arg("--print-architecture").output();
+    let native = super::cmd::output(Command::new("dpkg").arg("--print-architecture"), super::cmd::QUICK);
     if native.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == arch) {
         return true;
     }
-    Command::new("dpkg")
-        .arg("--print-foreign-architectures")
-        .output()
+    super::cmd::output(Command::new("dpkg").arg("--print-foreign-architectures"), super::cmd::QUICK)
         .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|a| a == arch))
         .unwrap_or(false)
 }

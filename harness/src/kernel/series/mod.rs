@@ -182,21 +182,11 @@ fn is_cover(subject: &str) -> bool {
 fn subject(message: &str) -> Option<String> {
     let tmp = tempfile::tempdir().ok()?;
     let tmp = tmp.path();
-    let mut child = Command::new("git")
-        .arg("mailinfo")
-        .arg(tmp.join("msg"))
-        .arg(tmp.join("patch"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take()?;
-        let _ = stdin.write_all(message.as_bytes());
-    }
-    let out = child.wait_with_output().ok()?;
+    let input = tmp.join("in");
+    std::fs::write(&input, message).ok()?;
+    let mut c = Command::new("git");
+    c.arg("mailinfo").arg(tmp.join("msg")).arg(tmp.join("patch"));
+    let out = cmd::output_from(&mut c, std::fs::File::open(&input).ok()?.into(), cmd::QUICK).ok()?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("Subject: "))
