@@ -225,15 +225,7 @@ fn an_interrupted_run_resumes_with_only_the_missing_boots() {
     let (dir, file, results) = matrix_dir(
         "repetitions: 3\nkernels: [6.12-dynamic]\nprofiles: [dma32]\nworkloads: [memory]\nparams:\n  memory: {oom_probe: 0}\nswiotlb:\n  default: \"\"\n",
     );
-    let mut child = bounce()
-        .args(["matrix", "--seed", "1", "--matrix"])
-        .arg(&file)
-        .arg("--results")
-        .arg(&results)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_matrix(&file, &results, &["--seed", "1"]);
     // Interrupted once the first boot is stored, while the next one runs.
     let run = wait_for(&mut child, 900, "the first boot's record", || {
         let run = the_run(&results)?;
@@ -323,7 +315,7 @@ fn children_of(pid: u32) -> Vec<(i32, String)> {
 }
 
 /// A harness killed outright (SIGKILL: no handler runs) takes its QEMU and
-/// its iperf3 server with it.
+/// its iperf3 server and the relays of the guest's connections with it.
 #[test]
 fn a_harness_killed_outright_leaves_no_qemu_or_iperf3_behind() {
     let _lock = heavy_lock();
@@ -339,10 +331,16 @@ fn a_harness_killed_outright_leaves_no_qemu_or_iperf3_behind() {
         .spawn()
         .unwrap();
     let harness = child.id();
-    let kids = wait_for(&mut child, 600, "the guest and the iperf3 server", || {
-        let kids = children_of(harness);
+    // The relays QEMU starts per guest connection are not the harness's
+    // children (GLib spawns them detached): found by their command line.
+    let relays = || processes_mentioning(env!("CARGO_BIN_EXE_bounce"), " relay 127.0.0.1:");
+    let kids = wait_for(&mut child, 600, "the guest, the iperf3 server and a relayed connection", || {
+        let mut kids = children_of(harness);
         let has = |name: &str| kids.iter().any(|(_, c)| c.starts_with(name));
-        (has("qemu-system") && has("iperf3")).then_some(kids)
+        let relayed = relays();
+        let all = has("qemu-system") && has("iperf3") && !relayed.is_empty();
+        kids.extend(relayed.into_iter().map(|p| (p, "bounce relay".to_string())));
+        all.then_some(kids)
     });
     child.kill().unwrap();
     child.wait().unwrap();
@@ -570,15 +568,7 @@ fn a_full_disk_stops_the_run_naming_the_path_and_keeps_finished_cells() {
         }
     }
     let _unmount = Unmount(results.clone());
-    let mut child = bounce()
-        .args(["matrix", "--jobs", "1", "--matrix"])
-        .arg(&file)
-        .arg("--results")
-        .arg(&results)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_matrix(&file, &results, &["--jobs", "1"]);
     let first = wait_for(&mut child, 600, "the first cell", || {
         let cells = the_run(&results)?.join("cells");
         std::fs::read_dir(cells).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "json"))

@@ -107,6 +107,21 @@ pub fn matrix_dir(yaml: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, file, results)
 }
 
+/// `bounce matrix` on `file` into `results`, started and left running,
+/// its output piped.
+pub fn spawn_matrix(file: &Path, results: &Path, extra: &[&str]) -> std::process::Child {
+    bounce()
+        .args(["matrix", "--matrix"])
+        .arg(file)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 pub fn run_matrix_in(project: Option<&Path>, yaml: &str, extra: &[&str]) -> MatrixRun {
     let (dir, file, results) = matrix_dir(yaml);
     let mut cmd = bounce();
