@@ -162,6 +162,27 @@ pub fn has_seal(path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::{has_seal, is_sealed, seal, write_atomic};
+
+    #[test]
+    fn a_sealed_file_that_changed_is_not_sealed() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("initramfs.cpio");
+        assert!(!is_sealed(&f));
+        write_atomic(&f, b"whole").unwrap();
+        assert!(!is_sealed(&f), "written but not sealed");
+        seal(&f).unwrap();
+        assert!(is_sealed(&f) && has_seal(&f));
+        std::fs::write(&f, b"whol").unwrap();
+        assert!(!is_sealed(&f), "cut short");
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp.")), "{names:?}");
+    }
+
     #[test]
     fn sanitize_debian_version() {
         assert_eq!(super::sanitize("linux-source-6.12_6.12.117-1~deb12u1"), "linux-source-6.12_6.12.117-1_deb12u1");
