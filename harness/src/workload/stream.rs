@@ -1,5 +1,5 @@
-//! The verified stream's host side: a tokio listener the guest reaches as
-//! 10.0.2.2 through QEMU user networking. Every byte the guest sends is
+//! The verified stream's host side: a tokio listener on the loopback that
+//! the guest reaches through its forward (`bounce relay`). Every byte the guest sends is
 //! compared with the seeded generator here; for the other direction the
 //! guest compares and reports back. Both verdicts end up in the cell.
 //!
