@@ -155,6 +155,17 @@ pub fn is_sealed(path: &Path) -> bool {
     }
 }
 
+/// Put a finished temporary file (from [`temp_beside`]) in place: synced,
+/// renamed durably, then sealed, so a reader that finds it sealed finds
+/// it whole.
+pub fn install_sealed(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::File::open(tmp).and_then(|f| f.sync_all()).and_then(|()| rename_durably(tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        Failure::infra(format!("cannot write {}: {e}", path.display()))
+    })?;
+    seal(path)
+}
+
 /// Whether `path` carries a seal at all (entries from before seals).
 pub fn has_seal(path: &Path) -> bool {
     seal_path(path).exists()

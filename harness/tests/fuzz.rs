@@ -101,7 +101,7 @@ proptest! {
         let _ = Transcript::parse(&text);
         let mut lines = bounce::guest::console::Lines::default();
         lines.feed(&bytes, |l| { let _ = bounce::guest::console::stall(l); });
-        let _ = bounce::guest::console::diagnosis(&text);
+        let _ = bounce::guest::console::Console::of(&text).diagnosis();
     }
 
     #[test]

@@ -46,12 +46,6 @@ pub fn stall(line: &str) -> Option<String> {
     stalls().iter().any(|r| r.is_match(line)).then(|| line.trim().to_string())
 }
 
-/// The kernel's last word on what went wrong in `console`, if it said one:
-/// a stall, else an oops, BUG or WARNING.
-pub fn diagnosis(console: &str) -> Option<String> {
-    Console::of(console).diagnosis().map(str::to_string)
-}
-
 /// The line that `panic()` prints first.
 const PANIC_LINE: &str = "Kernel panic - not syncing";
 
@@ -210,12 +204,12 @@ mod tests {
     #[test]
     fn a_diagnosis_prefers_a_stall_and_else_the_last_complaint() {
         let c = "boot\n[ 1.0] WARNING: CPU: 0 PID: 1 at x\n[ 2.0] rcu: INFO: rcu_sched self-detected stall on CPU\n[ 3.0] more\n";
-        assert_eq!(diagnosis(c).as_deref(), Some("[ 2.0] rcu: INFO: rcu_sched self-detected stall on CPU"));
+        assert_eq!(Console::of(c).diagnosis(), Some("[ 2.0] rcu: INFO: rcu_sched self-detected stall on CPU"));
         assert_eq!(
-            diagnosis("a\n[ 1.0] WARNING: CPU: 0 PID: 1 at x\nb\n").as_deref(),
+            Console::of("a\n[ 1.0] WARNING: CPU: 0 PID: 1 at x\nb\n").diagnosis(),
             Some("[ 1.0] WARNING: CPU: 0 PID: 1 at x")
         );
-        assert_eq!(diagnosis("all is well\n"), None);
+        assert_eq!(Console::of("all is well\n").diagnosis(), None);
     }
 
     #[tokio::test]

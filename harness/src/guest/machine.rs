@@ -166,15 +166,8 @@ async fn drive(
         async move { super::channel::pump(res_read, &path, super::channel::CAP, sig_tx).await }
     });
 
-    let stderr_tail = || {
-        std::fs::read_to_string(&stderr_path)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_string()
-    };
+    let stderr_tail =
+        || crate::host::cmd::last_line(&std::fs::read_to_string(&stderr_path).unwrap_or_default()).to_string();
     let (qmp, mut events) = match Qmp::connect(qmp_host, Duration::from_secs(30)).await {
         Ok(q) => q,
         Err(e) => {
@@ -216,7 +209,7 @@ async fn drive(
                             served += 1;
                             // The guest waits for this answer, the boot's deadline does not.
                             let within = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(30));
-                            answer(&qmp, dir, &kind, &arg, within).await
+                            screendump(&qmp, dir, &arg, within).await
                         }
                     };
                     let _ = res_write.write_all(format!("ack {arg} {answer}\n").as_bytes()).await;
@@ -425,7 +418,8 @@ pub fn classify(ending: &Ending, seen: &Seen) -> Option<Failure> {
 /// framebuffer's size, and a guest is not trusted to stop asking.
 const MAX_REQUESTS: usize = 16;
 
-/// Why a guest's request is refused without being carried out, if it is.
+/// Why a guest's request is refused without being carried out, if it is:
+/// everything but a well-named screendump, and anything past the limit.
 fn refusal(kind: &str, arg: &str, served: usize) -> Option<String> {
     if served >= MAX_REQUESTS {
         return Some(format!("error no more than {MAX_REQUESTS} requests a boot"));
@@ -443,20 +437,15 @@ fn refusal(kind: &str, arg: &str, served: usize) -> Option<String> {
     }
 }
 
-/// Carry out an admitted request within `within`; the answer's first word
-/// is `ok` or `error`.
-async fn answer(qmp: &Qmp, dir: &Path, kind: &str, arg: &str, within: Duration) -> String {
-    match kind {
-        "screendump" => {
-            let file = dir.join(format!("{arg}.ppm"));
-            let cmd =
-                qapi::qmp::screendump { filename: file.display().to_string(), device: None, head: None, format: None };
-            match qmp.execute(&cmd, within).await {
-                Ok(_) => format!("ok {}", file.display()),
-                Err(e) => format!("error {}", e.message),
-            }
-        }
-        _ => format!("error unknown request `{kind} {arg}`"),
+/// Carry out an admitted request (a screendump is the only kind
+/// `refusal` admits) within `within`; the answer's first word is `ok` or
+/// `error`.
+async fn screendump(qmp: &Qmp, dir: &Path, name: &str, within: Duration) -> String {
+    let file = dir.join(format!("{name}.ppm"));
+    let cmd = qapi::qmp::screendump { filename: file.display().to_string(), device: None, head: None, format: None };
+    match qmp.execute(&cmd, within).await {
+        Ok(_) => format!("ok {}", file.display()),
+        Err(e) => format!("error {}", e.message),
     }
 }
 

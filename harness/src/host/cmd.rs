@@ -12,6 +12,12 @@ pub fn display(cmd: &Command) -> String {
     shlex::try_join(parts.iter().map(String::as_str)).unwrap_or_else(|_| parts.join(" "))
 }
 
+/// The last line of `text` with anything on it, trimmed: what a failed
+/// command's stderr (or a stopped build's log) says last.
+pub fn last_line(text: &str) -> &str {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim()
+}
+
 /// A child that must not outlive the harness, even one killed outright
 /// (SIGKILL, the OOM killer): the kernel sends it SIGKILL when the harness
 /// goes. `kill_on_drop` covers every ending the harness lives through.
@@ -71,8 +77,7 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = output(cmd, LIMIT)?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        return Err(Failure::infra(format!("`{shown}` failed ({}): {last}", out.status)));
+        return Err(Failure::infra(format!("`{shown}` failed ({}): {}", out.status, last_line(&err))));
     }
     Ok(out)
 }

@@ -166,14 +166,7 @@ pub fn ensure(requirements: &[Requirement]) -> Result<()> {
     }
     for step in &plan {
         crate::ui::line(format!("installing host tools: {step}"));
-        let mut c = Command::new(&step.0[0]);
-        c.args(&step.0[1..]).env("DEBIAN_FRONTEND", "noninteractive");
-        let out = super::cmd::output(&mut c, super::cmd::LIMIT)?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            return Err(Failure::infra(format!("`{step}` failed ({}): {last}", out.status)));
-        }
+        super::cmd::run(step.command().env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     let still: Vec<&Requirement> = requirements.iter().filter(|r| !r.is_present()).collect();
     if !still.is_empty() {
@@ -228,12 +221,17 @@ impl Step {
     fn of(argv: &[&str]) -> Step {
         Step(argv.iter().map(|s| s.to_string()).collect())
     }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.0[0]);
+        c.args(&self.0[1..]);
+        c
+    }
 }
 
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let words: Vec<&str> = self.0.iter().map(String::as_str).collect();
-        f.write_str(&shlex::try_join(words).unwrap_or_else(|_| self.0.join(" ")))
+        f.write_str(&super::cmd::display(&self.command()))
     }
 }
 

@@ -349,7 +349,7 @@ async fn run_make(
                     let _ = child.wait().await;
                     pb.finish_and_clear();
                     let text = std::fs::read_to_string(log).unwrap_or_default();
-                    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                    let last = cmd::last_line(&text);
                     return Err(format!(
                         "make printed nothing for {} s and was stopped (last line: `{last}`; BOUNCE_MAKE_STALL_S sets the limit)",
                         stall.as_secs()

@@ -123,14 +123,12 @@ pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
     });
     // Flushed and synced by hand: a BufWriter dropped swallows the error
     // of its last write (a full disk), and the cut archive would boot.
-    let written = cpio::write_cpio(inputs, std::io::BufWriter::new(f))
-        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
-        .and_then(|f| f.sync_all())
-        .and_then(|()| crate::paths::rename_durably(&tmp, &out));
+    let written =
+        cpio::write_cpio(inputs, std::io::BufWriter::new(f)).and_then(|w| w.into_inner().map_err(|e| e.into_error()));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(Failure::infra(format!("cannot write {}: {e}", out.display())));
     }
-    crate::paths::seal(&out)?;
+    crate::paths::install_sealed(&tmp, &out)?;
     Ok(out)
 }

@@ -48,8 +48,7 @@ pub fn build_all(root: &Path, cache: &Path, arch: &Arch) -> Result<Vec<(String, 
                     e.message
                 ))
             })?;
-            crate::paths::rename_durably(&tmp, &bin).infra(|| format!("cannot move {}", tmp.display()))?;
-            crate::paths::seal(&bin)?;
+            crate::paths::install_sealed(&tmp, &bin)?;
         }
         out.push((name, bin));
     }

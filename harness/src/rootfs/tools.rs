@@ -93,9 +93,7 @@ pub fn image(cache: &Path, arch: &Arch) -> Result<PathBuf> {
             .arg(&tmp)
             .arg(format!("{mib}M")),
     )?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).infra(|| format!("cannot flush {}", tmp.display()))?;
-    crate::paths::rename_durably(&tmp, &img).infra(|| format!("cannot move {}", tmp.display()))?;
-    crate::paths::seal(&img)?;
+    crate::paths::install_sealed(&tmp, &img)?;
     let _ = std::fs::remove_dir_all(&staging);
     Ok(img)
 }

@@ -242,7 +242,7 @@ pub fn fetch_b4(message_id: &str, dir: &Path) -> Result<PathBuf> {
     let mbox = dir.join(format!("{name}.mbx"));
     if !out.status.success() || !mbox.exists() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let last = cmd::last_line(&err);
         return Err(Failure::infra(format!(
             "b4 could not fetch {message_id} ({last}); without a network to lore.kernel.org, save the series from your mail client as an mbox and pass --series PATH"
         )));
