@@ -7,8 +7,15 @@ workload_main() {
 	for job in $(echo "${BOUNCE_JOBS:-seq-4k}" | tr , ' '); do
 		case ${job%%-*} in seq) rw=write ;; rand) rw=randwrite ;; *) echo "storage: bad job $job" >&3; return 1 ;; esac
 		bs=${job#*-}
+		# LOWtoHIGH: sizes from LOW to HIGH in steps of LOW, at offsets
+		# and buffer addresses that are multiples of LOW only (not of a
+		# page): the partial-page bounces a min_align_mask must keep.
+		case $bs in
+		*to*) lo=${bs%to*}; sizes="--bsrange=$lo-${bs#*to} --blockalign=$lo --iomem_align=$lo" ;;
+		*) sizes="--bs=$bs" ;;
+		esac
 		section "fio-$job" guarded "${BOUNCE_STALL_S:-20}" "/sys/class/block/${disk#/dev/}/stat" /tools/bin/fio --name="$job" --filename="$disk" --direct=1 \
-			--ioengine=libaio --iodepth="${BOUNCE_IODEPTH:-4}" --rw=$rw --bs="$bs" \
+			--ioengine=libaio --iodepth="${BOUNCE_IODEPTH:-4}" --rw=$rw $sizes \
 			--size="${BOUNCE_SIZE_MIB:-16}M" --verify=crc32c --do_verify=1 \
 			--randrepeat=0 --eta=never --output-format=json --output=/tmp/fio.json
 		# A stalled job cannot be killed (it sleeps in the kernel, retried

@@ -52,6 +52,10 @@ pub struct Profile {
     /// an SEV host): results and tables say so.
     #[serde(default)]
     pub emulated: bool,
+    /// The only workloads this profile is for (a device set that matters to
+    /// them alone); empty: every workload whose needs it meets.
+    #[serde(default)]
+    pub workloads: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +141,7 @@ impl Profile {
             confidential: None,
             firmware: None,
             emulated: false,
+            workloads: vec![],
         }
     }
 
@@ -157,6 +162,14 @@ impl Profile {
                 "{}: memory_mib {} is not 16 to 1048576",
                 p.file.display(),
                 p.memory_mib
+            )));
+        }
+        let known = crate::yaml::names(&root.join("workloads"));
+        if let Some(w) = p.workloads.iter().find(|w| !known.contains(w)) {
+            return Err(Failure::input(format!(
+                "{}: workloads: `{w}` is not a workload (known: {})",
+                p.file.display(),
+                known.join(", ")
             )));
         }
         if let Some(r) = &p.swiotlb.default_pool {

@@ -47,6 +47,9 @@ impl Matrix {
         if let Some(why) = p.unavailable() {
             return Some(why);
         }
+        if !p.workloads.is_empty() && !p.workloads.contains(&key.workload) {
+            return Some(format!("profile is only for {}", p.workloads.join(", ")));
+        }
         for need in &w.needs {
             if !p.has(need) {
                 return Some(format!("profile has no `{need}`"));

@@ -122,6 +122,9 @@ impl Matrix {
                     format!("swiotlb setting `{name}`: expected only swiotlb=/iommu= words, found `{args}`"),
                 ));
             }
+            if let Some(why) = areas_problem(args) {
+                return Err(at(name, format!("swiotlb setting `{name}`: {why}")));
+            }
             if let SwiotlbSetting::Restricted { workloads, profiles, .. } = setting {
                 if let Some(w) = workloads.iter().find(|w| !spec.workloads.contains(w)) {
                     return Err(at(name, format!("swiotlb setting `{name}`: `{w}` is not a workload of this matrix")));
@@ -161,4 +164,28 @@ impl Matrix {
             series: on_kernels,
         })
     }
+}
+
+/// `swiotlb=SLABS,AREAS`: the kernel rounds an area count up to a power
+/// of two and a pool up to one 128-slab segment an area (swiotlb.c,
+/// round_up_default_nslabs), quietly: a cell meant to test that pool
+/// would test another.
+fn areas_problem(args: &str) -> Option<String> {
+    let value = args.split_whitespace().find_map(|w| w.strip_prefix("swiotlb="))?;
+    let mut parts = value.split(',');
+    let slabs: u64 = parts.next()?.parse().ok()?;
+    let areas: u64 = parts.next()?.parse().ok()?;
+    if !areas.is_power_of_two() {
+        return Some(format!(
+            "{areas} areas: the kernel would make it {}; ask for a power of two",
+            areas.max(1).next_power_of_two()
+        ));
+    }
+    if slabs < 128 * areas {
+        return Some(format!(
+            "{slabs} slabs in {areas} areas is under one 128-slab segment an area: the kernel would make the pool {} slabs; ask for that",
+            128 * areas
+        ));
+    }
+    None
 }

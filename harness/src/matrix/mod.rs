@@ -258,6 +258,15 @@ mod tests {
         let e =
             load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: {args: 'swiotlb=1', workloads: [fio]}")).unwrap_err();
         assert!(e.message.contains("`fio` is not a workload of this matrix"), "{}", e.message);
+        let e = load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: swiotlb=256,4")).unwrap_err();
+        assert!(
+            e.message.starts_with("matrix.yaml:7: swiotlb setting `1mib`: 256 slabs in 4 areas is under one 128-slab segment an area: the kernel would make the pool 512 slabs"),
+            "{}",
+            e.message
+        );
+        let e = load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: swiotlb=512,3")).unwrap_err();
+        assert!(e.message.contains("3 areas: the kernel would make it 4; ask for a power of two"), "{}", e.message);
+        assert!(load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: swiotlb=512,4")).is_ok());
         let e = load_text(&GOOD.replace("1mib: swiotlb=512,1", "1mib: mem=1G")).unwrap_err();
         assert!(e.message.starts_with("matrix.yaml:7: swiotlb setting `1mib`"), "{}", e.message);
         let e = load_text(&GOOD.replace("workloads: [memory, dmabench]", "workload: [memory]")).unwrap_err();

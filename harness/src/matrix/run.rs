@@ -434,15 +434,9 @@ pub(crate) fn guest_spec(
     extra.extend(peers.cmdline.iter().cloned());
     let mut attach = workload.attach(dir, tools)?;
     attach.forwards = peers.forwards.clone();
-    Ok(GuestSpec::new(
-        kernel,
-        initrd.clone(),
-        &m.profiles[&key.profile],
-        accel,
-        m.spec.swiotlb[&key.swiotlb].args(),
-        &extra,
-        attach,
-    ))
+    let mut profile = m.profiles[&key.profile].clone();
+    profile.smp = workload.vcpus.unwrap_or(profile.smp);
+    Ok(GuestSpec::new(kernel, initrd.clone(), &profile, accel, m.spec.swiotlb[&key.swiotlb].args(), &extra, attach))
 }
 
 /// One boot of one cell: the rep's record and, when it passed, its values.

@@ -14,6 +14,16 @@ pub use crate::results::Finding;
 /// teaches users to ignore it.
 const RULES: &[(&str, &str)] = &[
     ("panic", r"Kernel panic - not syncing"),
+    // The debug kernels' checkers (kernels/config/debug.config), named
+    // before the generic BUG/WARNING rules that would also take some.
+    ("atomic-sleep", r"BUG: sleeping function called from invalid context|BUG: scheduling while atomic"),
+    (
+        "lockdep",
+        r"WARNING: (possible circular locking dependency|possible recursive locking|inconsistent lock state|possible irq lock inversion dependency|suspicious unlock balance|bad unlock balance|held lock freed|lock held when returning to user space)",
+    ),
+    ("rcu-usage", r"WARNING: suspicious RCU usage"),
+    ("kmemleak", r"kmemleak: \d+ new suspected memory leaks?|unreferenced object 0x[0-9a-f]+"),
+    ("dma-api", r"DMA-API: "),
     ("oops", r"\bOops\b|general protection fault|kernel BUG at|\bBUG: "),
     ("warn", r"WARNING: CPU: \d+ PID: \d+"),
     ("sanitizer", r"\b(KASAN|UBSAN|KFENCE): "),
@@ -174,6 +184,32 @@ mod tests {
         assert!(f.message.starts_with("kernel log (warn): [ 3.1] WARNING: CPU: 1"), "{}", f.message);
         assert_eq!(findings.len(), 2);
         assert!(findings[0].expected_because.is_some());
+    }
+
+    /// The debug kernels' reports, in the kernel's own words (6.12), each
+    /// named by its own rule rather than a generic BUG/WARNING.
+    #[test]
+    fn the_debug_kernels_reports_are_named() {
+        for (line, rule) in [
+            ("[ 5.1] BUG: sleeping function called from invalid context at mm/page_alloc.c:4466", "atomic-sleep"),
+            ("[ 5.1] BUG: scheduling while atomic: kworker/0:1/21/0x00000002", "atomic-sleep"),
+            ("[ 5.2] WARNING: possible circular locking dependency detected", "lockdep"),
+            ("[ 5.2] WARNING: inconsistent lock state", "lockdep"),
+            ("[ 5.3] WARNING: suspicious RCU usage", "rcu-usage"),
+            ("[ 9.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)", "kmemleak"),
+            (
+                "[ 4.4] e1000 0000:00:03.0: DMA-API: device driver frees DMA memory with different size [device address=0x000000003f000000] [map size=2048 bytes] [unmap size=1024 bytes]",
+                "dma-api",
+            ),
+        ] {
+            let t = transcript(&format!("{line}\n"), OK, OK);
+            let f = judge(&t, &workload()).0.unwrap_or_else(|| panic!("{line} passed"));
+            assert_eq!(f.class, FailureClass::Correctness);
+            assert!(f.message.starts_with(&format!("kernel log ({rule}): ")), "{line}: {}", f.message);
+        }
+        // lockdep's other banners are not a WARNING: CPU line, nor a finding.
+        let t = transcript("[ 0.0] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar\n", OK, OK);
+        assert_eq!(judge(&t, &workload()).0.map(|f| f.message), None);
     }
 
     #[test]

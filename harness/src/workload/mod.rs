@@ -4,6 +4,7 @@
 //! guest reported.
 
 pub mod checks;
+pub mod dmacheck;
 pub mod drm;
 pub mod fio;
 pub mod net;
@@ -40,6 +41,10 @@ pub struct Workload {
     /// guests run on the host's clock.
     #[serde(default)]
     pub clock: WorkloadClock,
+    /// vCPUs for its guests, instead of the profile's (only on the host's
+    /// clock: the instruction clock runs one).
+    #[serde(default)]
+    pub vcpus: Option<u32>,
     /// Seconds the guest may take after reaching init, under TCG on a busy
     /// two-core host.
     pub timeout_s: u64,
@@ -71,6 +76,9 @@ pub struct Workload {
     pub metrics: BTreeMap<String, MetricDecl>,
 }
 
+/// CONFIG_NR_CPUS of the harness's guest kernels.
+pub const MAX_VCPUS: u32 = 8;
+
 /// What reads a workload's output: each kind has one parser and one set of
 /// checks, chosen here and nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,6 +86,7 @@ pub struct Workload {
 pub enum Kind {
     Memory,
     Dmabench,
+    Dmacheck,
     Growth,
     Storage,
     Network,
@@ -88,9 +97,10 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [(&'static str, Kind); 7] = [
+    const ALL: [(&'static str, Kind); 8] = [
         ("memory", Kind::Memory),
         ("dmabench", Kind::Dmabench),
+        ("dmacheck", Kind::Dmacheck),
         ("growth", Kind::Growth),
         ("storage", Kind::Storage),
         ("network", Kind::Network),
@@ -172,7 +182,18 @@ pub fn common_metrics(root: &Path) -> Result<BTreeMap<String, MetricDecl>> {
 
 impl Workload {
     pub fn load(root: &Path, name: &str) -> Result<Workload> {
-        let (mut w, file): (Workload, _) = crate::yaml::load_named(&root.join("workloads"), "workload", name)?;
+        let dir = root.join("workloads");
+        let (value, file): (serde_yaml::Value, _) = crate::yaml::load_named(&dir, "workload", name)?;
+        let mut w: Workload = match value.get("extends").cloned() {
+            None => crate::yaml::load(&file)?,
+            Some(base) => {
+                let base = base.as_str().map(str::to_string).ok_or_else(|| {
+                    Failure::input(format!("{}: extends: expected the name of a workload", file.display()))
+                })?;
+                let merged = extend(&dir, &base, value).input(|| format!("{}: extends: {base}", file.display()))?;
+                serde_yaml::from_value(merged).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?
+            }
+        };
         w.name = name.to_string();
         w.file = file;
         if w.kind.is_none() {
@@ -194,6 +215,20 @@ impl Workload {
         }
         for (k, v) in &w.params {
             param_word(k, v).input(|| format!("{}", w.file.display()))?;
+        }
+        if let Some(n) = w.vcpus {
+            if w.clock != WorkloadClock::Host {
+                return Err(Failure::input(format!(
+                    "{}: vcpus {n} needs `clock: host` (the instruction clock runs one vCPU)",
+                    w.file.display()
+                )));
+            }
+            if !(1..=MAX_VCPUS).contains(&n) {
+                return Err(Failure::input(format!(
+                    "{}: vcpus {n}: the guest kernels are built for 1 to {MAX_VCPUS} CPUs (CONFIG_NR_CPUS in kernels/config/guest-common.config)",
+                    w.file.display()
+                )));
+            }
         }
         if !root.join("workloads").join(&w.guest).exists() {
             return Err(Failure::input(format!(
@@ -313,6 +348,7 @@ impl Workload {
         let mut m = match self.kind() {
             Kind::Memory => parse::memory(t)?,
             Kind::Dmabench => parse::dmabench(t)?,
+            Kind::Dmacheck => dmacheck::metrics(t)?,
             Kind::Growth => parse::growth(t)?,
             Kind::Storage => fio::metrics(t)?,
             Kind::Network => net::metrics(t, out.services)?,
@@ -334,6 +370,7 @@ impl Workload {
             Kind::Storage => fio::check(out.transcript),
             Kind::Network => net::check(out.transcript, out.services),
             Kind::Drm => drm::check(out.transcript, out.dir),
+            Kind::Dmacheck => dmacheck::check(out.transcript, out.dynamic),
             Kind::Memory | Kind::Dmabench | Kind::Growth | Kind::Common => Ok(()),
         }
     }
@@ -347,6 +384,38 @@ impl Workload {
 
 fn yes() -> bool {
     true
+}
+
+/// A workload that `extends: BASE` is BASE's file with its own keys on
+/// top (`params` and `metrics` merged key by key): the same guest program,
+/// parser and metric declarations, run another way (more vCPUs, other
+/// parameters) without a second copy of them.
+fn extend(dir: &Path, base: &str, child: serde_yaml::Value) -> std::result::Result<serde_yaml::Value, String> {
+    use serde_yaml::Value;
+    let (parent, _): (Value, _) = crate::yaml::load_named(dir, "workload", base).map_err(|e| e.message)?;
+    if parent.get("extends").is_some() {
+        return Err(format!("`{base}` extends another workload itself; extend the first one"));
+    }
+    let (Value::Mapping(mut out), Value::Mapping(child)) = (parent, child) else {
+        return Err("both files must be YAML mappings".into());
+    };
+    if !out.contains_key("kind") {
+        out.insert("kind".into(), base.into());
+    }
+    for (k, v) in child {
+        if k.as_str() == Some("extends") {
+            continue;
+        }
+        match (out.get_mut(&k), v) {
+            (Some(Value::Mapping(into)), Value::Mapping(over)) if matches!(k.as_str(), Some("params" | "metrics")) => {
+                into.extend(over)
+            }
+            (_, v) => {
+                out.insert(k, v);
+            }
+        }
+    }
+    Ok(Value::Mapping(out))
 }
 
 /// A parameter as the one kernel command-line word `bounce.KEY=VALUE` that
@@ -424,6 +493,44 @@ mod tests {
         let t = Transcript::parse("@@bounce begin meminfo-boot\nMemTotal: 1 kB\nMemAvailable: 1 kB\n@@bounce end meminfo-boot rc=0\n@@bounce begin swiotlb-boot\nio_tlb_nslabs 9223372036854775808\nio_tlb_used 0\n@@bounce end swiotlb-boot rc=0\n");
         let out = GuestOutput { transcript: &t, dir: Path::new("/nonexistent"), services: &report, dynamic: true };
         assert_eq!(w.evaluate(&out).metrics["memory.swiotlb_pool_kib"], 2f64.powi(64));
+    }
+
+    /// dmacheck-smp is dmacheck run another way: the same guest program,
+    /// parser and metrics, its own clock, vCPUs and parameters on top.
+    #[test]
+    fn a_workload_that_extends_another_takes_its_file_and_overrides_keys() {
+        let root = crate::paths::project_root();
+        let base = Workload::load(&root, "dmacheck").unwrap();
+        let smp = Workload::load(&root, "dmacheck-smp").unwrap();
+        assert_eq!(smp.kind(), Kind::Dmacheck);
+        assert_eq!((smp.clock, smp.vcpus), (WorkloadClock::Host, Some(4)));
+        assert_eq!(smp.guest, base.guest);
+        assert_eq!(smp.params["masks"], base.params["masks"]);
+        assert_eq!(smp.params["threads"], serde_yaml::Value::from(0));
+        assert_eq!(smp.metrics.keys().collect::<Vec<_>>(), base.metrics.keys().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn vcpus_are_for_the_host_clock_and_what_the_guest_kernel_can_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::paths::project_root();
+        std::fs::create_dir_all(dir.path().join("workloads/common")).unwrap();
+        std::fs::copy(root.join("workloads/common/metrics.yaml"), dir.path().join("workloads/common/metrics.yaml"))
+            .unwrap();
+        std::fs::write(dir.path().join("workloads/memory.sh"), "").unwrap();
+        let yaml = "description: d\nguest: memory.sh\ntimeout_s: 1\nmetrics: {}\n";
+        for (extra, says) in [
+            ("vcpus: 4\n", "vcpus 4 needs `clock: host`"),
+            ("vcpus: 9\nclock: host\n", "vcpus 9: the guest kernels are built for 1 to 8 CPUs"),
+            ("vcpus: 0\nclock: host\n", "vcpus 0: the guest kernels are built for 1 to 8 CPUs"),
+        ] {
+            std::fs::write(dir.path().join("workloads/memory.yaml"), format!("{extra}{yaml}")).unwrap();
+            let e = Workload::load(dir.path(), "memory").unwrap_err();
+            assert_eq!(e.class, FailureClass::Input);
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+        std::fs::write(dir.path().join("workloads/memory.yaml"), format!("vcpus: 8\nclock: host\n{yaml}")).unwrap();
+        assert_eq!(Workload::load(dir.path(), "memory").unwrap().vcpus, Some(8));
     }
 
     #[test]

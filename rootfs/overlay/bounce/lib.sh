@@ -95,13 +95,18 @@ find_pci() {
 	return 1
 }
 
-# Bind dma_map_benchmark to QEMU's edu device (1234:11e8), a PCI function
-# no driver claims; fails with the reason on fd 3.
-bind_map_benchmark() {
-	bdf=$(find_pci 0x1234 0x11e8) || { echo "no edu device (1234:11e8) in this guest" >&3; return 1; }
-	echo dma_map_benchmark > "/sys/bus/pci/devices/$bdf/driver_override"
+# bind_pci_driver DRIVER FILE: bind DRIVER to QEMU's edu device
+# (1234:11e8), a PCI function no driver claims; FILE appears once it has
+# bound. Fails with the reason on stdout.
+bind_pci_driver() {
+	bdf=$(find_pci 0x1234 0x11e8) || { echo "no edu device (1234:11e8) in this guest"; return 1; }
+	echo "$1" > "/sys/bus/pci/devices/$bdf/driver_override"
 	echo "$bdf" > /sys/bus/pci/drivers_probe
-	[ -e /sys/kernel/debug/dma_map_benchmark ] || { echo "dma_map_benchmark did not bind to $bdf" >&3; return 1; }
+	[ -e "$2" ] || { echo "$1 did not bind to $bdf (is it built into this kernel?)"; return 1; }
+}
+
+bind_map_benchmark() {
+	bind_pci_driver dma_map_benchmark /sys/kernel/debug/dma_map_benchmark >&3
 }
 
 # Bounce evidence: every swiotlb_map() fires swiotlb:swiotlb_bounced. The

@@ -1,0 +1,135 @@
+//! The checks that exist for a defect, each failing for it: seeded
+//! defects under kernels/patches/ that the old default matrix's checks
+//! pass, caught by dmacheck (the DMA-API conformance driver), the NVMe
+//! storage cells (min_align_mask) and dmacheck on 4 vCPUs at once (area
+//! locking), with exit 6 and the case that broke; and the unpatched
+//! kernels passing the same cells.
+
+mod common;
+use bounce::failure::FailureClass;
+use bounce::results::Status;
+use common::*;
+
+fn series(patches: &[&str]) -> String {
+    let entries: Vec<String> = patches
+        .iter()
+        .map(|s| format!("  - {{path: {}, on: [6.12-dynamic]}}", root().join("kernels/patches").join(s).display()))
+        .collect();
+    format!("series:\n{}\n", entries.join("\n"))
+}
+
+fn failure_of(r: &MatrixRun, id: &str) -> bounce::failure::Failure {
+    r.cell(id).worst_failure().cloned().unwrap_or_else(|| panic!("{id} passed\n{}", r.out))
+}
+
+/// Four defects of the DMA API's guarantees, each caught by the dmacheck
+/// case that covers it (the failing line names direction, size, offset and
+/// thread, and the first differing byte), while the unpatched fixed and
+/// dynamic kernels pass every case with and without NVMe's
+/// min_align_mask, and the fixed kernel's refusals on a full 1 MiB pool
+/// are its expected "buffer is full".
+#[test]
+fn dmacheck_names_each_seeded_dma_api_defect_and_passes_the_unpatched_kernels() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    build_x86_64_first("6.12-fixed", None);
+    let yaml = format!(
+        r#"
+repetitions: 1
+kernels: [6.12-fixed, 6.12-dynamic]
+{}profiles: [sev-emulated]
+workloads: [dmacheck]
+swiotlb:
+  default: ""
+  1mib: {{args: "swiotlb=512,1", workloads: [dmacheck]}}
+"#,
+        series(&["defect-bidi-map.mbox", "defect-partial-sync.mbox", "defect-align.mbox", "defect-unbounced.mbox"])
+    );
+    let r = run_matrix_in(None, &yaml, &[]);
+    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
+    for k in ["6.12-fixed", "6.12-dynamic"] {
+        for s in ["default", "1mib"] {
+            let id = format!("{k}.sev-emulated.dmacheck.{s}");
+            assert_eq!(r.cell(&id).status(), Status::Pass, "{id}: {:?}", r.cell(&id).worst_failure());
+            assert!(r.value(&id, "dmacheck.cases") > 3000.0, "{id}");
+            assert_eq!(r.value(&id, "dmacheck.cases_failed"), 0.0, "{id}");
+        }
+    }
+    // The fixed 1 MiB pool refuses some held mappings; the dynamic one grows.
+    assert!(r.value("6.12-fixed.sev-emulated.dmacheck.1mib", "dmacheck.mappings_refused") > 0.0);
+    assert_eq!(r.value("6.12-dynamic.sev-emulated.dmacheck.1mib", "dmacheck.mappings_refused"), 0.0);
+    for (defect, words) in [
+        ("bidi-map", "dir=bidi size=1 offset=0: device side after map: byte 0 is"),
+        ("partial-sync", "device side after a partial sync_for_device: byte"),
+        ("align", "min_align_mask 0xfff: device address"),
+        ("unbounced", "size=1 offset=0: device given the buffer itself"),
+    ] {
+        let id = format!("6.12-dynamic+defect-{defect}.sev-emulated.dmacheck.default");
+        let f = failure_of(&r, &id);
+        assert_eq!(f.class, FailureClass::Correctness, "{id}: {f:?}");
+        assert!(f.message.starts_with("dmacheck (min_align_mask "), "{id}: {}", f.message);
+        assert!(f.message.contains(words), "{id}: {}", f.message);
+    }
+}
+
+/// NVMe keeps its buffers' offsets through swiotlb (min_align_mask): a
+/// kernel that drops them corrupts what fio writes at partial-page
+/// buffers, and the NVMe cell fails its verify, while the unpatched
+/// kernel's cell passes on a pool that grows under it.
+#[test]
+fn the_nvme_cells_catch_a_bounce_that_loses_min_align_mask() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let yaml = format!(
+        r#"
+repetitions: 1
+kernels: [6.12-dynamic]
+{}profiles: [nvme]
+workloads: [storage]
+params:
+  storage: {{jobs: [rand-512to64k, seq-4k], size_mib: 4}}
+swiotlb:
+  1mib-io: "swiotlb=512,1"
+"#,
+        series(&["defect-align.mbox"])
+    );
+    let r = run_matrix_in(None, &yaml, &[]);
+    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
+    let base = "6.12-dynamic.nvme.storage.1mib-io";
+    assert_eq!(r.cell(base).status(), Status::Pass, "{:?}", r.cell(base).worst_failure());
+    assert!(r.value(base, "storage.pool_growth_slabs") > 0.0, "the 1 MiB pool did not grow under NVMe");
+    let f = failure_of(&r, "6.12-dynamic+defect-align.nvme.storage.1mib-io");
+    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
+    assert!(f.message.contains("fio job rand-512to64k"), "{}", f.message);
+}
+
+/// The slot search of an area without its lock: one vCPU never notices
+/// (the old default matrix's gated cells all have one), four threads on
+/// four vCPUs holding mappings at once do.
+#[test]
+fn four_vcpus_at_once_catch_an_area_searched_without_its_lock() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let yaml = format!(
+        r#"
+repetitions: 1
+kernels: [6.12-dynamic]
+{}profiles: [sev-emulated]
+workloads: [dmacheck, dmacheck-smp]
+params:
+  dmacheck-smp: {{rounds: 3}}
+swiotlb:
+  4area: "swiotlb=512,4"
+"#,
+        series(&["defect-area-lock.mbox"])
+    );
+    let r = run_matrix_in(None, &yaml, &[]);
+    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
+    for id in
+        ["6.12-dynamic.sev-emulated.dmacheck-smp.4area", "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck.4area"]
+    {
+        assert_eq!(r.cell(id).status(), Status::Pass, "{id}: {:?}", r.cell(id).worst_failure());
+    }
+    let f = failure_of(&r, "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck-smp.4area");
+    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
+}
