@@ -450,7 +450,8 @@ fn a_stalled_kernel_ends_its_boot_with_the_kernel_s_diagnosis() {
         std::fs::read_to_string(p.join("kernels/variants/6.12-fixed.yaml"))
             .unwrap()
             .replace("arches: [x86_64, arm64]", "arches: [x86_64]")
-            + "patches: patches/defect-stall.mbox\ncmdline: [\"rcupdate.rcu_cpu_stall_timeout=3\"]\n",
+            .replace("patches: patches/harness", "patches: patches/defect-stall.mbox")
+            + "cmdline: [\"rcupdate.rcu_cpu_stall_timeout=3\"]\n",
     )
     .unwrap();
     std::fs::write(p.join("workloads/spin.sh"), "workload_main() {\n\techo 60 > /sys/kernel/debug/bounce_stall_s\n}\n")
@@ -475,6 +476,51 @@ fn a_stalled_kernel_ends_its_boot_with_the_kernel_s_diagnosis() {
     );
     // Ended by the diagnosis, not by the 600 s timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}
+
+/// A kernel that spins with interrupts off on its only CPU says nothing:
+/// no RCU stall (no other CPU to notice), no lockup detector. The harness
+/// notices the silence from the host within about a minute, asks QEMU
+/// where the CPU is (resolved with System.map), and on x86 sends an NMI
+/// the kernel answers with its backtrace; the boot fails as a kernel hang
+/// naming the function, not at the 600 s timeout as "did not finish".
+#[test]
+fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
+    let _lock = heavy_lock();
+    let project = project_with_bad_parts();
+    let p = project.path();
+    std::fs::write(
+        p.join("kernels/variants/6.12-spin.yaml"),
+        std::fs::read_to_string(p.join("kernels/variants/6.12-fixed.yaml"))
+            .unwrap()
+            .replace("patches: patches/harness", "patches: patches/defect-spin.mbox"),
+    )
+    .unwrap();
+    std::fs::write(p.join("workloads/spin.sh"), "workload_main() {\n\techo spinning >&3\n\techo 1 > /sys/kernel/debug/bounce_spin\n}\n")
+        .unwrap();
+    std::fs::write(
+        p.join("workloads/spin.yaml"),
+        "description: the spin knob\nguest: spin.sh\nkind: common\ntimeout_s: 600\nmetrics: {}\n",
+    )
+    .unwrap();
+    let yaml = matrix("dma32, arm64", "spin").replace("[6.12-fixed]", "[6.12-spin]");
+    let started = std::time::Instant::now();
+    // The instruction clock: one vCPU, the case the kernel cannot report.
+    let r = run_matrix_in(Some(p), &yaml, &[]);
+    assert_eq!(r.code, Some(6), "{}\n{}", r.out, r.err);
+    for profile in ["dma32", "arm64"] {
+        let id = format!("6.12-spin.{profile}.spin.default");
+        let f = r.cell(&id).worst_failure().cloned().unwrap_or_else(|| panic!("{id} passed\n{}", r.out));
+        assert_eq!(f.class, bounce::failure::FailureClass::Correctness, "{f:?}");
+        assert!(f.message.starts_with("kernel hung during the workload: nothing written for "), "{}", f.message);
+        assert!(f.message.contains("its CPU was in `bounce_spin_forever"), "{}", f.message);
+    }
+    // x86: the kernel's own backtrace, from the NMI.
+    let console = r.guest_file("6.12-spin.dma32.spin.default", "console.log");
+    assert!(console.contains("NMI received for unknown reason"), "{console}");
+    assert!(console.lines().any(|l| l.contains("RIP:") && l.contains("bounce_spin_forever")), "{console}");
+    // Two guests side by side, each named about a minute after it went quiet.
+    assert!(started.elapsed() < std::time::Duration::from_secs(300), "{:?}", started.elapsed());
 }
 
 /// The guest's network is restricted to the harness's services: a port

@@ -69,7 +69,7 @@ impl Console {
     /// Take one whole line; returns the stall it reports, if any.
     pub fn line(&mut self, l: &str) -> Option<String> {
         let t = l.trim();
-        if !t.is_empty() {
+        if !t.is_empty() && t != super::hang::HEARTBEAT {
             self.last_line = Some(t.to_string());
         }
         if self.panic_line.is_none() && l.contains(PANIC_LINE) {

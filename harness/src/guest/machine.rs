@@ -184,6 +184,13 @@ async fn drive(
     let mut ready_at: Option<Instant> = None;
     let mut done: Option<Instant> = None;
     let mut served = 0usize;
+    // Progress is what the guest writes (its /init beats every 5 s): looked
+    // at as the two logs' sizes, every few seconds.
+    let quiet_limit = super::hang::quiet_limit();
+    let logs = [dir.join("console.log"), dir.join("channel.log")];
+    let written = || logs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+    let (mut last_written, mut progressed) = (0u64, Instant::now());
+    let mut look = tokio::time::interval(Duration::from_secs(5));
     let (mut signals_open, mut events_open, mut stalls_open) = (true, true, true);
     let ending = loop {
         let deadline = match ready_at {
@@ -242,6 +249,29 @@ async fn drive(
             s = child.wait() => break Ending::QemuExited {
                 status: s.map(|s| s.to_string()).unwrap_or_else(|_| "unknown status".into()),
             },
+            _ = look.tick() => {
+                let now = written();
+                if now != last_written {
+                    (last_written, progressed) = (now, Instant::now());
+                } else if ready_at.is_some() && done.is_none() && progressed.elapsed() >= quiet_limit {
+                    let symbols = super::hang::Symbols::load(&spec.kernel.with_file_name("System.map"));
+                    let stuck_in = super::hang::locate(&qmp, spec.vcpus(), &symbols).await;
+                    // x86 guests panic on an unknown NMI (unknown_nmi_panic):
+                    // the kernel prints the stuck CPU's backtrace, interrupts
+                    // off or not. The console keeps it for the reader.
+                    if spec.qemu.ends_with("x86_64") && qmp.execute(&qapi::qmp::inject_nmi {}, Duration::from_secs(5)).await.is_ok() {
+                        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                            while let Some(e) = events.recv().await {
+                                if e.name == "GUEST_PANICKED" {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                    }
+                    break Ending::Hung { quiet_s: progressed.elapsed().as_secs(), stuck_in };
+                }
+            }
             _ = tokio::time::sleep_until(deadline.into()) => break Ending::TimedOut,
         }
     };
@@ -307,6 +337,9 @@ pub enum Ending {
     TimedOut,
     /// QEMU exited without the guest shutting down.
     QemuExited { status: String },
+    /// The guest wrote nothing for `quiet_s` while it should have been
+    /// reporting; its CPUs were in `stuck_in` (most seen first).
+    Hung { quiet_s: u64, stuck_in: Vec<String> },
 }
 
 /// What the guest said and showed, besides how it ended.
@@ -341,6 +374,15 @@ pub fn classify(ending: &Ending, seen: &Seen) -> Option<Failure> {
             Failure::new(FailureClass::Boot, format!("kernel {how} before init: {what} (console: {console_path})"))
         }
     };
+    // Before the panic: on x86 the harness's own NMI made the kernel panic.
+    if let Ending::Hung { quiet_s, stuck_in } = ending {
+        let where_ = match stuck_in.as_slice() {
+            [] => "no CPU could be placed (no System.map, or QEMU gave no registers)".to_string(),
+            fs => format!("its CPU was in `{}` (QEMU's registers, resolved with System.map)", fs.join("`, `")),
+        };
+        let nmi = if seen.console.panic_line.is_some() { "; the NMI's backtrace is in the console" } else { "" };
+        return Some(kernel_failed("hung", &format!("nothing written for {quiet_s} s; {where_}{nmi}")));
+    }
     if *ending == Ending::Panicked || seen.console.panic_line.is_some() {
         let what = seen.console.panic_line.as_deref().unwrap_or("pvpanic reported a guest panic");
         return Some(kernel_failed("panicked", what));

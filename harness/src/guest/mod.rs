@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod console;
+pub mod hang;
 pub mod interactive;
 pub mod machine;
 pub mod probe;
@@ -29,6 +30,7 @@ pub fn cmdline(arch: &Arch, profile: &Profile, swiotlb: &str, variant: &[String]
         BASE_CMDLINE.to_string(),
         format!("bounce.results={}", arch.results_channel.tty),
     ];
+    words.extend(arch.cmdline.iter().cloned());
     words.extend(profile.cmdline.iter().cloned());
     words.extend(profile.swiotlb_words(swiotlb));
     words.extend(variant.iter().cloned());

@@ -38,6 +38,9 @@ pub struct Arch {
     pub objects_estimate: u64,
     #[serde(default)]
     pub host_tools: Vec<Requirement>,
+    /// Kernel command line words every guest of this architecture gets.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
