@@ -9,6 +9,7 @@ workload_main() {
 	bytes=$((${BOUNCE_STREAM_MIB:-8} * 1048576))
 	section stream-up bounce-stream up $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $bytes
 	section stream-down bounce-stream down $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $bytes
+	section stream-down-small bounce-stream down-small $host "$BOUNCE_STREAM_PORT" "${BOUNCE_SEED:-1}" $((${BOUNCE_SMALL_KIB:-64} * 1024))
 	# Unbind the NIC's driver: removing the device unmaps every buffer it
 	# holds (virtio-net keeps its receive ring mapped while down), so
 	# io_tlb_used must return to its boot value and a leak shows.

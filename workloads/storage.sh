@@ -28,5 +28,9 @@ workload_main() {
 		fi
 		section "fio-$job-json" cat /tmp/fio.json
 	done
+	# Last, a pattern the host reads back from the disk image once the
+	# guest is gone: fio's read-back goes through the same kernel, and a
+	# write that the read path undoes would pass it.
+	section disk-pattern bounce-stream disk "$disk" "${BOUNCE_SEED:-1}" $((${BOUNCE_DISK_CHECK_MIB:-8} * 1048576)) || return 1
 	return 0
 }

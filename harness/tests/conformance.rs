@@ -126,7 +126,9 @@ swiotlb:
     );
     let r = run_matrix_in(None, &yaml, &[]);
     assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
-    for id in ["6.12-dynamic.sev-emulated.dmacheck-smp.1mib", "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck.1mib"] {
+    for id in
+        ["6.12-dynamic.sev-emulated.dmacheck-smp.1mib", "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck.1mib"]
+    {
         assert_eq!(r.cell(id).status(), Status::Pass, "{id}: {:?}", r.cell(id).worst_failure());
     }
     let f = failure_of(&r, "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck-smp.1mib");

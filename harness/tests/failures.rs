@@ -496,8 +496,11 @@ fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
             .replace("patches: patches/harness", "patches: patches/defect-spin.mbox"),
     )
     .unwrap();
-    std::fs::write(p.join("workloads/spin.sh"), "workload_main() {\n\techo spinning >&3\n\techo 1 > /sys/kernel/debug/bounce_spin\n}\n")
-        .unwrap();
+    std::fs::write(
+        p.join("workloads/spin.sh"),
+        "workload_main() {\n\techo spinning >&3\n\techo 1 > /sys/kernel/debug/bounce_spin\n}\n",
+    )
+    .unwrap();
     std::fs::write(
         p.join("workloads/spin.yaml"),
         "description: the spin knob\nguest: spin.sh\nkind: common\ntimeout_s: 600\nmetrics: {}\n",

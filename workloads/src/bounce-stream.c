@@ -6,6 +6,14 @@
  *
  *   bounce-stream up   HOST PORT SEED BYTES   guest sends, the host checks
  *   bounce-stream down HOST PORT SEED BYTES   host sends, the guest checks
+ *   bounce-stream down-small HOST PORT SEED BYTES
+ *                                             the same, the host sending it
+ *                                             in frames under the NICs'
+ *                                             copybreak
+ *   bounce-stream disk DEVICE SEED BYTES      the guest writes the disk
+ *                                             (O_DIRECT, so every byte goes
+ *                                             through the controller's DMA);
+ *                                             the host reads the image after
  *
  * Protocol: the guest sends "BOUNCE up|down SEED BYTES\n"; then the data
  * flows; then the checking side writes one line, "ok BYTES" or
@@ -15,8 +23,10 @@
  * The generator is xorshift64* over 8-byte words, little-endian, the same
  * on both sides (harness/src/workload/stream.rs).
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -94,10 +104,52 @@ static int read_line(int fd, char *line, size_t size)
 	return 0;
 }
 
+/*
+ * The stream onto a disk from its first byte, in writes of varying sizes
+ * (block multiples, as O_DIRECT needs, but not all page multiples), so a
+ * bounce that changes bytes on the way to the device leaves them changed
+ * on the disk, where the host reads them after the guest is gone.
+ */
+static int disk(const char *dev, uint64_t seed, uint64_t bytes)
+{
+	static const size_t sizes[] = { 4096, 1048576, 1536, 65536, 258048, 512, 131072 };
+	uint8_t *buf;
+	int fd = open(dev, O_WRONLY | O_DIRECT);
+	if (fd < 0 || posix_memalign((void **)&buf, 4096, 1048576)) {
+		perror(dev);
+		return 1;
+	}
+	struct prng p;
+	prng_init(&p, seed);
+	double start = now();
+	uint64_t done = 0;
+	for (unsigned k = 0; done < bytes; k++) {
+		size_t n = sizes[k % (sizeof(sizes) / sizeof(sizes[0]))];
+		if (n > bytes - done)
+			n = bytes - done;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = prng_byte(&p);
+		if (write_all(fd, buf, n) < 0) {
+			perror("write");
+			return 1;
+		}
+		done += n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		perror("fsync");
+		return 1;
+	}
+	printf("result: written %llu\nbytes: %llu\nseconds: %.6f\n", (unsigned long long)done,
+	       (unsigned long long)done, now() - start);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 6 || (strcmp(argv[1], "up") && strcmp(argv[1], "down"))) {
-		fprintf(stderr, "usage: %s up|down HOST PORT SEED BYTES\n", argv[0]);
+	if (argc == 5 && !strcmp(argv[1], "disk"))
+		return disk(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+	if (argc != 6 || (strcmp(argv[1], "up") && strcmp(argv[1], "down") && strcmp(argv[1], "down-small"))) {
+		fprintf(stderr, "usage: %s up|down|down-small HOST PORT SEED BYTES | disk DEVICE SEED BYTES\n", argv[0]);
 		return 2;
 	}
 	int up = !strcmp(argv[1], "up");

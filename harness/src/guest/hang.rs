@@ -65,10 +65,8 @@ pub async fn locate(qmp: &Qmp, vcpus: u32, symbols: &Symbols) -> Vec<String> {
     let mut seen: Vec<(String, usize)> = Vec::new();
     for _ in 0..5 {
         for cpu in 0..vcpus {
-            let cmd = qapi::qmp::human_monitor_command {
-                command_line: "info registers".into(),
-                cpu_index: Some(cpu as i64),
-            };
+            let cmd =
+                qapi::qmp::human_monitor_command { command_line: "info registers".into(), cpu_index: Some(cpu as i64) };
             let Ok(text) = qmp.execute(&cmd, Duration::from_secs(5)).await else { continue };
             let Some(f) = program_counter(&text).and_then(|pc| symbols.resolve(pc)) else { continue };
             let func = f.split('+').next().unwrap_or(&f).to_string();

@@ -462,8 +462,6 @@ pub(crate) async fn run_one(
     let g = g?;
     spinner.finish_and_clear();
     let _ = std::fs::write(dir.join("services.json"), serde_json::to_string_pretty(&report).unwrap_or_default());
-    // The scratch disk held only what fio wrote: not worth keeping.
-    let _ = std::fs::remove_file(dir.join("scratch.img"));
     let mut values = BTreeMap::new();
     let mut findings = Vec::new();
     let failure = match g.failure {
@@ -497,6 +495,8 @@ pub(crate) async fn run_one(
             }
         }
     };
+    // The scratch disk held only what the guest wrote, now judged.
+    let _ = std::fs::remove_file(dir.join("scratch.img"));
     Ok((
         RepResult {
             rep,

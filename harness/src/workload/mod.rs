@@ -367,7 +367,14 @@ impl Workload {
     /// The workload's own correctness: data that came back wrong.
     fn check(&self, out: &GuestOutput) -> Result<()> {
         match self.kind() {
-            Kind::Storage => fio::check(out.transcript),
+            Kind::Storage => fio::check(out.transcript).and_then(|()| {
+                fio::check_disk(
+                    out.transcript,
+                    &out.dir.join("scratch.img"),
+                    self.param_u64("seed").unwrap_or(1),
+                    self.param_u64("disk_check_mib").unwrap_or(8) << 20,
+                )
+            }),
             Kind::Network => net::check(out.transcript, out.services),
             Kind::Drm => drm::check(out.transcript, out.dir),
             Kind::Dmacheck => dmacheck::check(out.transcript, out.dynamic),

@@ -64,6 +64,10 @@ impl Verdict {
 
 pub type Verdicts = Arc<Mutex<Vec<Verdict>>>;
 
+/// Payload bytes of one `down-small` message: with Ethernet, IP and TCP
+/// (timestamps) headers a 126-byte frame, under both copybreaks.
+pub const SMALL_MESSAGE: usize = 60;
+
 /// Serve until the task is dropped; every finished transfer lands in `out`.
 pub async fn serve(listener: TcpListener, out: Verdicts) {
     while let Ok((sock, _)) = listener.accept().await {
@@ -82,7 +86,9 @@ async fn transfer(sock: TcpStream) -> Option<Verdict> {
     r.read_line(&mut header).await.ok()?;
     let words: Vec<&str> = header.split_whitespace().collect();
     let (dir, seed, bytes) = match words.as_slice() {
-        ["BOUNCE", d @ ("up" | "down"), s, b] => (d.to_string(), s.parse::<u64>().ok()?, b.parse::<u64>().ok()?),
+        ["BOUNCE", d @ ("up" | "down" | "down-small"), s, b] => {
+            (d.to_string(), s.parse::<u64>().ok()?, b.parse::<u64>().ok()?)
+        }
         _ => return None,
     };
     let mut prng = Prng::new(seed);
@@ -110,12 +116,25 @@ async fn transfer(sock: TcpStream) -> Option<Verdict> {
         let _ = r.get_mut().write_all(format!("{said}\n").as_bytes()).await;
         Some(Verdict { direction: dir, expected: bytes, received, mismatch_at, said })
     } else {
+        // down-small: messages small enough that each arrives as a frame
+        // under the NICs' copybreak (e1000 copies frames under 256 bytes,
+        // virtio-net under 128), the path that syncs part of a receive
+        // buffer and copies it: sent one at a time, so QEMU's user
+        // network has one message to put in each frame.
+        let small = dir == "down-small";
+        let chunk = if small { SMALL_MESSAGE } else { buf.len() };
+        if small {
+            r.get_mut().set_nodelay(true).ok()?;
+        }
         let mut sent = 0u64;
         while sent < bytes {
-            let n = (bytes - sent).min(buf.len() as u64) as usize;
+            let n = (bytes - sent).min(chunk as u64) as usize;
             prng.fill(&mut buf[..n]);
             r.get_mut().write_all(&buf[..n]).await.ok()?;
             sent += n as u64;
+            if small {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
         }
         let mut said = String::new();
         r.read_line(&mut said).await.ok()?;
