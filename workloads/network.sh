@@ -18,5 +18,6 @@ workload_main() {
 		dev=$(readlink -f "$i/device")
 		echo "${dev##*/}" > "$dev/driver/unbind"
 	done
+	oom_after
 	return 0
 }

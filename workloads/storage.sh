@@ -32,5 +32,6 @@ workload_main() {
 	# guest is gone: fio's read-back goes through the same kernel, and a
 	# write that the read path undoes would pass it.
 	section disk-pattern bounce-stream disk "$disk" "${BOUNCE_SEED:-1}" $((${BOUNCE_DISK_CHECK_MIB:-8} * 1048576)) || return 1
+	oom_after
 	return 0
 }

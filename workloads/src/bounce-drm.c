@@ -7,10 +7,11 @@
  * (virtio_gpu_cmd_transfer_to_host_2d), so with iommu_platform=on under
  * swiotlb=force every frame crosses the bounce buffers.
  *
- *   bounce-drm FRAMES RESULTS_TTY
+ *   bounce-drm FRAMES RESULTS_TTY [BUFFERS]
  *
  * Sets the preferred mode of the first connected connector, draws FRAMES
- * frames of a known pattern (DIRTYFB after each), exports and re-imports
+ * frames of a known pattern (DIRTYFB after each), holds BUFFERS framebuffers
+ * at once (each mapped, drawn, shown and flushed), exports and re-imports
  * the buffer through PRIME, draws the final pattern, asks the harness for
  * a QMP screendump over the result channel and waits for its answer, so
  * the harness can compare every pixel. The pattern is pattern() below and
@@ -74,11 +75,12 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s FRAMES RESULTS_TTY\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s FRAMES RESULTS_TTY [BUFFERS]\n", argv[0]);
 		return 2;
 	}
 	uint32_t frames = strtoul(argv[1], NULL, 0);
+	uint32_t buffers = argc == 4 ? strtoul(argv[3], NULL, 0) : 1;
 	drm_fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
 	if (drm_fd < 0)
 		die("open /dev/dri/card0");
@@ -159,6 +161,35 @@ int main(int argc, char **argv)
 	}
 	double secs = now() - t0;
 
+	/*
+	 * Framebuffers held at once, as a compositor with several outputs or
+	 * a deep swap chain holds them: each is mapped through the DMA API
+	 * for its lifetime, so enough of them fill a default-size pool and a
+	 * dynamic kernel must add pools. Each gets its own pattern and is
+	 * shown (a page flip) and flushed once.
+	 */
+	uint32_t held = 1;
+	for (; held < buffers; held++) {
+		struct drm_mode_create_dumb more = { .width = w, .height = h, .bpp = 32 };
+		xioctl(DRM_IOCTL_MODE_CREATE_DUMB, &more, "CREATE_DUMB (held buffer)");
+		struct drm_mode_map_dumb mmore = { .handle = more.handle };
+		xioctl(DRM_IOCTL_MODE_MAP_DUMB, &mmore, "MAP_DUMB (held buffer)");
+		uint32_t *p = mmap(NULL, more.size, PROT_READ | PROT_WRITE, MAP_SHARED, drm_fd, mmore.offset);
+		if (p == MAP_FAILED)
+			die("mmap held buffer");
+		struct drm_mode_fb_cmd2 fb2 = { .width = w, .height = h, .pixel_format = DRM_FORMAT_XRGB8888 };
+		fb2.handles[0] = more.handle;
+		fb2.pitches[0] = more.pitch;
+		xioctl(DRM_IOCTL_MODE_ADDFB2, &fb2, "ADDFB2 (held buffer)");
+		draw(p, more.pitch, w, h, 1000 + held);
+		set.fb_id = fb2.fb_id;
+		xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (flip to a held buffer)");
+		struct drm_mode_fb_dirty_cmd d2 = { .fb_id = fb2.fb_id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
+		xioctl(DRM_IOCTL_MODE_DIRTYFB, &d2, "DIRTYFB (held buffer)");
+	}
+	set.fb_id = add.fb_id;
+	xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (back to the first buffer)");
+
 	/* PRIME: export the buffer as a dma-buf and import it back. */
 	struct drm_prime_handle exp = { .handle = dumb.handle, .flags = DRM_CLOEXEC | DRM_RDWR };
 	xioctl(DRM_IOCTL_PRIME_HANDLE_TO_FD, &exp, "PRIME_HANDLE_TO_FD");
@@ -171,8 +202,8 @@ int main(int argc, char **argv)
 	draw(fb, dumb.pitch, w, h, final);
 	xioctl(DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
 
-	printf("mode: %ux%u\nframes: %u\nseconds: %.6f\nbytes_per_frame: %llu\nprime: %s\nfinal: %u\n", w, h, frames,
-	       secs, (unsigned long long)w * h * 4, prime, final);
+	printf("mode: %ux%u\nframes: %u\nseconds: %.6f\nbytes_per_frame: %llu\nprime: %s\nfinal: %u\nheld: %u\n", w, h,
+	       frames, secs, (unsigned long long)w * h * 4, prime, final, held);
 	printf("@@bounce request screendump final\n");
 	fflush(stdout);
 	/* The harness answers on the same UART once the screendump is taken. */

@@ -85,6 +85,21 @@ pub fn counter_problems(t: &Transcript) -> Vec<String> {
             }
         }
     }
+    // A dynamic kernel (it has transient pools) whose demand passed its
+    // pool must have had the background worker add one: transient pools
+    // only bridge until it does.
+    if let (Some(n0), Some(n1), Some(hi), Some(_)) = (
+        boot.get("io_tlb_nslabs"),
+        end.get("io_tlb_nslabs"),
+        end.get("io_tlb_used_hiwater"),
+        end.get("io_tlb_transient_nslabs"),
+    ) {
+        if hi > n0 && n1 <= n0 && *hi < UNDERFLOW {
+            out.push(format!(
+                "the pool ran out ({hi} slabs in use at most, {n0} at boot) and no pool was added (io_tlb_nslabs still {n1}): the background worker did not grow it"
+            ));
+        }
+    }
     if let (Some(b), Some(e)) = (boot.get("io_tlb_used"), end.get("io_tlb_used")) {
         if b != e && *e < UNDERFLOW {
             out.push(format!("io_tlb_used did not return to its idle value after the workload: {b} at boot, {e} at the end (a leaked mapping?)"));
@@ -210,6 +225,19 @@ mod tests {
         // lockdep's other banners are not a WARNING: CPU line, nor a finding.
         let t = transcript("[ 0.0] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar\n", OK, OK);
         assert_eq!(judge(&t, &workload()).0.map(|f| f.message), None);
+    }
+
+    #[test]
+    fn a_dynamic_pool_that_ran_out_and_never_grew_fails() {
+        let boot = "io_tlb_nslabs 512\nio_tlb_used 0\nio_tlb_transient_nslabs 0\n";
+        let grown = "io_tlb_nslabs 1024\nio_tlb_used 0\nio_tlb_transient_nslabs 0\nio_tlb_used_hiwater 900\n";
+        assert!(counter_problems(&transcript("", boot, grown)).is_empty());
+        let stuck = "io_tlb_nslabs 512\nio_tlb_used 0\nio_tlb_transient_nslabs 0\nio_tlb_used_hiwater 900\n";
+        let p = counter_problems(&transcript("", boot, stuck));
+        assert_eq!(p, ["the pool ran out (900 slabs in use at most, 512 at boot) and no pool was added (io_tlb_nslabs still 512): the background worker did not grow it"]);
+        // A fixed kernel (no transient counter) cannot grow: nothing to say.
+        let fixed = "io_tlb_nslabs 512\nio_tlb_used 0\nio_tlb_used_hiwater 512\n";
+        assert!(counter_problems(&transcript("", "io_tlb_nslabs 512\nio_tlb_used 0\n", fixed)).is_empty());
     }
 
     #[test]

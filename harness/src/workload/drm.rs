@@ -31,6 +31,9 @@ pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     let f = fields(t)?;
     let (frames, secs, bpf) = (num(&f, "frames")?, num(&f, "seconds")?, num(&f, "bytes_per_frame")?);
     let mut m = BTreeMap::new();
+    if let Ok(held) = num(&f, "held") {
+        m.insert("buffers_held".to_string(), held);
+    }
     if secs > 0.0 {
         m.insert("fps".to_string(), frames / secs);
         m.insert("mb_s".to_string(), frames * bpf / secs / 1e6);

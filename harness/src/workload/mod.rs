@@ -394,7 +394,8 @@ fn yes() -> bool {
 }
 
 /// A workload that `extends: BASE` is BASE's file with its own keys on
-/// top (`params` and `metrics` merged key by key): the same guest program,
+/// top (`params` and `metrics` merged key by key, `expected_log` added
+/// to): the same guest program,
 /// parser and metric declarations, run another way (more vCPUs, other
 /// parameters) without a second copy of them.
 fn extend(dir: &Path, base: &str, child: serde_yaml::Value) -> std::result::Result<serde_yaml::Value, String> {
@@ -416,6 +417,9 @@ fn extend(dir: &Path, base: &str, child: serde_yaml::Value) -> std::result::Resu
         match (out.get_mut(&k), v) {
             (Some(Value::Mapping(into)), Value::Mapping(over)) if matches!(k.as_str(), Some("params" | "metrics")) => {
                 into.extend(over)
+            }
+            (Some(Value::Sequence(into)), Value::Sequence(more)) if k.as_str() == Some("expected_log") => {
+                into.extend(more)
             }
             (_, v) => {
                 out.insert(k, v);

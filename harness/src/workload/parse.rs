@@ -55,6 +55,11 @@ pub fn map_benchmark(lines: &[String]) -> Option<MapBench> {
     Some(MapBench { map_us, map_stddev_us, unmap_us, unmap_stddev_us })
 }
 
+/// `headroom_mib N` of an OOM probe section.
+fn headroom(s: &Section) -> Option<f64> {
+    s.lines.iter().find_map(|l| l.strip_prefix("headroom_mib ")).and_then(|v| v.trim().parse().ok())
+}
+
 pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     let mem = meminfo(&need(t, "meminfo-boot")?.lines);
     let sw = swiotlb_counters(&need(t, "swiotlb-boot")?.lines);
@@ -76,8 +81,7 @@ pub fn memory(t: &Transcript) -> Result<BTreeMap<String, f64>> {
     }
     // The OOM headroom probe: absent when the workload was told to skip it.
     if let Some(s) = t.section("oom") {
-        let headroom = s.lines.iter().find_map(|l| l.strip_prefix("headroom_mib ")).and_then(|v| v.trim().parse().ok());
-        let h: f64 = headroom.ok_or_else(|| {
+        let h: f64 = headroom(s).ok_or_else(|| {
             Failure::new(FailureClass::Workload, format!("the OOM probe reported no headroom: {}", s.lines.join(" | ")))
         })?;
         out.insert("oom_headroom_mib".into(), h);
@@ -107,6 +111,15 @@ pub fn common(t: &Transcript) -> BTreeMap<String, f64> {
             out.insert("bounce_events".into(), events);
             out.insert("bounce_events_lost".into(), lost);
         }
+    }
+    // What memory is left once the workload's I/O has grown the pool.
+    if let Some(s) = t.section("meminfo-after") {
+        if let Some(v) = meminfo(&s.lines).get("MemAvailable") {
+            out.insert("mem_available_after_kib".into(), *v);
+        }
+    }
+    if let Some(h) = t.section("oom-after").and_then(headroom) {
+        out.insert("oom_headroom_after_mib".into(), h);
     }
     if let (Some(b), Some(e)) = (t.section("swiotlb-boot"), t.section("swiotlb-end")) {
         let (b, e) = (swiotlb_counters(&b.lines), swiotlb_counters(&e.lines));
