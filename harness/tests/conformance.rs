@@ -212,3 +212,35 @@ swiotlb:
         f.message
     );
 }
+
+/// Forty framebuffers held at once run sev-emulated's 128 MiB default pool
+/// out: the dynamic kernel's background worker adds pools and every
+/// buffer is mapped. A worker that frees the pool it made (transient
+/// pools still map everything, every byte still arrives) fails the check
+/// that a pool which ran out grew.
+#[test]
+fn a_default_size_pool_runs_out_and_a_worker_that_does_not_grow_it_fails() {
+    let _lock = heavy_lock();
+    build_x86_64_first("6.12-dynamic", None);
+    let yaml = format!(
+        r#"
+repetitions: 1
+kernels: [6.12-dynamic]
+{}profiles: [sev-emulated]
+workloads: [drm-many]
+swiotlb:
+  default: ""
+"#,
+        series(&["defect-no-grow.mbox"])
+    );
+    let r = run_matrix_in(None, &yaml, &[]);
+    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
+    let base = "6.12-dynamic.sev-emulated.drm-many.default";
+    assert_eq!(r.cell(base).status(), Status::Pass, "{:?}", r.cell(base).worst_failure());
+    assert_eq!(r.value(base, "drm-many.buffers_held"), 40.0);
+    assert!(r.value(base, "drm-many.pool_growth_slabs") > 0.0);
+    assert!(r.value(base, "drm-many.used_hiwater_slabs") > r.value(base, "drm-many.tlb_nslabs.boot"));
+    let f = failure_of(&r, "6.12-dynamic+defect-no-grow.sev-emulated.drm-many.default");
+    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
+    assert!(f.message.contains("the background worker did not grow it"), "{}", f.message);
+}

@@ -50,6 +50,9 @@ impl Matrix {
         if !p.workloads.is_empty() && !p.workloads.contains(&key.workload) {
             return Some(format!("profile is only for {}", p.workloads.join(", ")));
         }
+        if !w.profiles.is_empty() && !w.profiles.contains(&key.profile) {
+            return Some(format!("workload is only for {}", w.profiles.join(", ")));
+        }
         for need in &w.needs {
             if !p.has(need) {
                 return Some(format!("profile has no `{need}`"));

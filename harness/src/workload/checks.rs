@@ -23,7 +23,9 @@ const RULES: &[(&str, &str)] = &[
     ),
     ("rcu-usage", r"WARNING: suspicious RCU usage"),
     ("kmemleak", r"kmemleak: \d+ new suspected memory leaks?|unreferenced object 0x[0-9a-f]+"),
-    ("dma-api", r"DMA-API: "),
+    // An error names the driver and device ("DMA-API: e1000 0000:00:03.0:
+    // device driver frees ..."); the dma-debug's own notices do not.
+    ("dma-api", r"DMA-API: (\S+ \S+: |exceeded \d+ overlapping mappings|.*out of memory)"),
     ("oops", r"\bOops\b|general protection fault|kernel BUG at|\bBUG: "),
     ("warn", r"WARNING: CPU: \d+ PID: \d+"),
     ("sanitizer", r"\b(KASAN|UBSAN|KFENCE): "),
@@ -212,8 +214,9 @@ mod tests {
             ("[ 5.2] WARNING: inconsistent lock state", "lockdep"),
             ("[ 5.3] WARNING: suspicious RCU usage", "rcu-usage"),
             ("[ 9.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)", "kmemleak"),
+            // Recorded: the debug kernel's first catch was in dmacheck itself.
             (
-                "[ 4.4] e1000 0000:00:03.0: DMA-API: device driver frees DMA memory with different size [device address=0x000000003f000000] [map size=2048 bytes] [unmap size=1024 bytes]",
+                "[   11.124531] DMA-API: dmacheck 0000:00:02.0: mapping sg segment longer than device claims to support [len=87381] [max=65536]",
                 "dma-api",
             ),
         ] {
@@ -222,9 +225,17 @@ mod tests {
             assert_eq!(f.class, FailureClass::Correctness);
             assert!(f.message.starts_with(&format!("kernel log ({rule}): ")), "{line}: {}", f.message);
         }
-        // lockdep's other banners are not a WARNING: CPU line, nor a finding.
-        let t = transcript("[ 0.0] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar\n", OK, OK);
-        assert_eq!(judge(&t, &workload()).0.map(|f| f.message), None);
+        // The checkers' own notices on a healthy boot are not findings.
+        for line in [
+            "[ 0.0] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
+            "[ 1.1] DMA-API: preallocated 65536 debug entries",
+            "[ 1.1] DMA-API: debugging enabled by kernel config",
+            "[ 3.2] DMA-API: dma_debug_entry pool grown to 2 (200%)",
+            "[ 0.9] kmemleak: Kernel memory leak detector initialized (mem pool available: 15788)",
+        ] {
+            let t = transcript(&format!("{line}\n"), OK, OK);
+            assert_eq!(judge(&t, &workload()).0.map(|f| f.message), None, "{line}");
+        }
     }
 
     #[test]

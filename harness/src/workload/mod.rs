@@ -51,6 +51,10 @@ pub struct Workload {
     /// What a profile must have for this workload to run on it.
     #[serde(default)]
     pub needs: Vec<Need>,
+    /// The only profiles it means something on (empty: every profile
+    /// with what it needs).
+    #[serde(default)]
+    pub profiles: Vec<String>,
     /// Attach the read-only tools disk (Debian's fio and iperf3).
     #[serde(default)]
     pub tools: bool,
@@ -215,6 +219,14 @@ impl Workload {
         }
         for (k, v) in &w.params {
             param_word(k, v).input(|| format!("{}", w.file.display()))?;
+        }
+        let known = crate::yaml::names(&root.join("profiles"));
+        if let Some(p) = w.profiles.iter().find(|p| !known.contains(p)) {
+            return Err(Failure::input(format!(
+                "{}: profiles: `{p}` is not a profile (known: {})",
+                w.file.display(),
+                known.join(", ")
+            )));
         }
         if let Some(n) = w.vcpus {
             if w.clock != WorkloadClock::Host {
