@@ -140,36 +140,6 @@ swiotlb:
     );
 }
 
-/// A bounce that flips a bit on the way to the device and flips it back on
-/// the way from it: fio's read-back through the same kernel sees the bytes
-/// it wrote, the disk does not hold them, and the host's read of the
-/// image after the boot says where.
-#[test]
-fn the_host_reads_the_disk_and_finds_what_the_read_path_undid() {
-    let _lock = heavy_lock();
-    build_x86_64_first("6.12-dynamic", None);
-    let yaml = format!(
-        r#"
-repetitions: 1
-kernels: [6.12-dynamic]
-{}profiles: [sev-emulated]
-workloads: [storage]
-params:
-  storage: {{jobs: [seq-1m, rand-64k], size_mib: 4}}
-swiotlb:
-  default: ""
-"#,
-        series(&["defect-write-flip.mbox"])
-    );
-    let r = run_matrix_in(None, &yaml, &[]);
-    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
-    let base = "6.12-dynamic.sev-emulated.storage.default";
-    assert_eq!(r.cell(base).status(), Status::Pass, "{:?}", r.cell(base).worst_failure());
-    let f = failure_of(&r, "6.12-dynamic+defect-write-flip.sev-emulated.storage.default");
-    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
-    assert!(f.message.starts_with("storage: the host read the scratch disk after the guest: byte "), "{}", f.message);
-}
-
 /// A transient pool allocated with GFP_KERNEL in the receive path
 /// (softirq): the default kernel says nothing and passes; the debug
 /// kernel (DEBUG_ATOMIC_SLEEP) names it, while the unpatched debug kernel
