@@ -480,10 +480,10 @@ fn a_stalled_kernel_ends_its_boot_with_the_kernel_s_diagnosis() {
 
 /// A kernel that spins with interrupts off on its only CPU says nothing:
 /// no RCU stall (no other CPU to notice), no lockup detector. The harness
-/// notices the silence from the host within about a minute, asks QEMU
-/// where the CPU is (resolved with System.map), and on x86 sends an NMI
-/// the kernel answers with its backtrace; the boot fails as a kernel hang
-/// naming the function, not at the 600 s timeout as "did not finish".
+/// notices the silence from the host within about a minute and asks QEMU
+/// where the CPU is (resolved with System.map), on x86 and arm64; the boot
+/// fails as a kernel hang naming the function, not at the 600 s timeout
+/// as "did not finish".
 #[test]
 fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
     let _lock = heavy_lock();
@@ -518,10 +518,6 @@ fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
         assert!(f.message.starts_with("kernel hung during the workload: nothing written for "), "{}", f.message);
         assert!(f.message.contains("its CPU was in `bounce_spin_forever"), "{}", f.message);
     }
-    // x86: the kernel's own backtrace, from the NMI.
-    let console = r.guest_file("6.12-spin.dma32.spin.default", "console.log");
-    assert!(console.contains("NMI received for unknown reason"), "{console}");
-    assert!(console.lines().any(|l| l.contains("RIP:") && l.contains("bounce_spin_forever")), "{console}");
     // Two guests side by side, each named about a minute after it went quiet.
     assert!(started.elapsed() < std::time::Duration::from_secs(300), "{:?}", started.elapsed());
 }

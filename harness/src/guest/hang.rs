@@ -1,9 +1,11 @@
 //! A guest that stopped making progress, named from the host: which
 //! function its CPUs are in (QEMU's registers, resolved with the kernel's
-//! System.map), and on x86 an NMI that makes the kernel print its own
-//! backtrace, even with interrupts off. Without this a kernel spinning on
-//! its only CPU ends at the workload's timeout, minutes later, saying only
-//! which line the console printed last.
+//! System.map), which works with the guest's interrupts off and on every
+//! architecture. Without this a kernel spinning on its only CPU ends at
+//! the workload's timeout, minutes later, saying only which line the
+//! console printed last. (An NMI through QMP's inject-nmi, for the
+//! kernel's own backtrace, was tried on x86 with unknown_nmi_panic: QMP
+//! accepted it and the spinning guest printed nothing.)
 
 use super::qmp::Qmp;
 use regex::Regex;

@@ -256,19 +256,6 @@ async fn drive(
                 } else if ready_at.is_some() && done.is_none() && progressed.elapsed() >= quiet_limit {
                     let symbols = super::hang::Symbols::load(&spec.kernel.with_file_name("System.map"));
                     let stuck_in = super::hang::locate(&qmp, spec.vcpus(), &symbols).await;
-                    // x86 guests panic on an unknown NMI (unknown_nmi_panic):
-                    // the kernel prints the stuck CPU's backtrace, interrupts
-                    // off or not. The console keeps it for the reader.
-                    if spec.qemu.ends_with("x86_64") && qmp.execute(&qapi::qmp::inject_nmi {}, Duration::from_secs(5)).await.is_ok() {
-                        let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                            while let Some(e) = events.recv().await {
-                                if e.name == "GUEST_PANICKED" {
-                                    break;
-                                }
-                            }
-                        })
-                        .await;
-                    }
                     break Ending::Hung { quiet_s: progressed.elapsed().as_secs(), stuck_in };
                 }
             }
@@ -374,14 +361,12 @@ pub fn classify(ending: &Ending, seen: &Seen) -> Option<Failure> {
             Failure::new(FailureClass::Boot, format!("kernel {how} before init: {what} (console: {console_path})"))
         }
     };
-    // Before the panic: on x86 the harness's own NMI made the kernel panic.
     if let Ending::Hung { quiet_s, stuck_in } = ending {
         let where_ = match stuck_in.as_slice() {
             [] => "no CPU could be placed (no System.map, or QEMU gave no registers)".to_string(),
             fs => format!("its CPU was in `{}` (QEMU's registers, resolved with System.map)", fs.join("`, `")),
         };
-        let nmi = if seen.console.panic_line.is_some() { "; the NMI's backtrace is in the console" } else { "" };
-        return Some(kernel_failed("hung", &format!("nothing written for {quiet_s} s; {where_}{nmi}")));
+        return Some(kernel_failed("hung", &format!("nothing written for {quiet_s} s; {where_}")));
     }
     if *ending == Ending::Panicked || seen.console.panic_line.is_some() {
         let what = seen.console.panic_line.as_deref().unwrap_or("pvpanic reported a guest panic");
@@ -527,6 +512,19 @@ mod tests {
 
     fn class(e: &Ending, s: &Seen) -> Option<FailureClass> {
         classify(e, s).map(|f| f.class)
+    }
+
+    #[test]
+    fn a_hang_is_the_kernel_s_and_names_where_its_cpu_was() {
+        let hung = Ending::Hung { quiet_s: 61, stuck_in: vec!["bounce_spin_forever".into(), "cpu_relax".into()] };
+        let f = classify(&hung, &seen(CLEAN, true, false)).unwrap();
+        assert_eq!(f.class, FailureClass::Correctness);
+        assert_eq!(
+            f.message,
+            "kernel hung during the workload: nothing written for 61 s; its CPU was in `bounce_spin_forever`, `cpu_relax` (QEMU's registers, resolved with System.map) (console: /r/g/console.log)"
+        );
+        let blind = Ending::Hung { quiet_s: 60, stuck_in: vec![] };
+        assert!(classify(&blind, &seen(CLEAN, true, false)).unwrap().message.contains("no CPU could be placed"));
     }
 
     #[test]
