@@ -14,11 +14,12 @@ workload_main() {
 	if [ -e $transient ]; then
 		touch /tmp/watching
 		bounce-watch $transient /tmp/watching > /tmp/transient 2>&1 &
+		watcher=$!
 	fi
 	section growth dma_map_benchmark -t "${BOUNCE_THREADS:-64}" -s "${BOUNCE_SECONDS:-2}" -g 64 -x 1000000 -b "$bits"
 	if [ -e $transient ]; then
 		rm -f /tmp/watching
-		wait
+		wait $watcher
 		section growth-transient cat /tmp/transient
 	fi
 	section growth-after swiotlb_counters

@@ -45,3 +45,11 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The first of `wanted` that names no `*.yaml` in `dir`, with the known
+/// names: for data files that name others (a profile's workloads, a
+/// workload's profiles).
+pub fn first_unknown<'a>(dir: &Path, wanted: &'a [String]) -> Option<(&'a str, String)> {
+    let known = names(dir);
+    wanted.iter().find(|w| !known.contains(w)).map(|w| (w.as_str(), known.join(", ")))
+}

@@ -10,7 +10,7 @@ fn dry_run_lists_the_default_matrix() {
     let o = bounce().args(["matrix", "--dry-run"]).output().unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("60 cells x 3 repetitions = 180 boots"), "{out}");
+    assert!(out.contains("92 cells x 3 repetitions = 276 boots"), "{out}");
     assert!(
         out.contains("kernels to build or find in the cache: 6.12-fixed (x86_64), 6.12-dynamic (x86_64), 6.12-fixed (arm64), 6.12-dynamic (arm64)"),
         "{out}"
@@ -28,6 +28,27 @@ fn dry_run_lists_the_default_matrix() {
     assert!(out.contains("swiotlb default: swiotlb=62976,force)"), "{out}");
     // The small pools exist only where they say something.
     assert!(out.contains("6.12-dynamic.dma32.growth.256k") && !out.contains("memory.256k"), "{out}");
+    // The paths the gentle cells never reach: the DMA API's guarantees on
+    // every profile, 4 vCPUs on one pool, a default-size pool run out, NVMe
+    // (min_align_mask) on every pool size, memory after I/O grew the pool.
+    for profile in ["sev-emulated", "dma32", "arm64", "arm64-embedded"] {
+        for s in ["default", "1mib"] {
+            assert!(out.contains(&format!("6.12-fixed.{profile}.dmacheck.{s} ")), "{profile} {s}: {out}");
+        }
+    }
+    for cell in [
+        "6.12-dynamic.sev-emulated.dmacheck-smp.1mib",
+        "6.12-dynamic.arm64.dmacheck-smp.1mib",
+        "6.12-dynamic.sev-emulated.drm-many.default",
+        "6.12-dynamic.nvme.storage.default",
+        "6.12-dynamic.nvme.storage.1mib-io",
+        "6.12-dynamic.nvme.storage.256k-io",
+        "6.12-dynamic.arm64-embedded.storage-mem.1mib",
+        "6.12-dynamic.sev-emulated.storage-mem.1mib",
+    ] {
+        assert!(out.contains(&format!("{cell}  (")), "{cell}: {out}");
+    }
+    assert!(out.contains("skip 6.12-dynamic.nvme.memory.default: profile is only for storage"), "{out}");
     assert!(!out.contains("dmabench.256k") && !out.contains("growth.default"), "{out}");
     assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib"), "{out}");
     // Growth under real I/O: a 256 KiB pool under storage and network,

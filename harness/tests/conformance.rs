@@ -10,12 +10,26 @@ use bounce::failure::FailureClass;
 use bounce::results::Status;
 use common::*;
 
-fn series(patches: &[&str]) -> String {
+/// Each of `patches` as a series on the `on` kernels.
+fn series(on: &[&str], patches: &[&str]) -> String {
     let entries: Vec<String> = patches
         .iter()
-        .map(|s| format!("  - {{path: {}, on: [6.12-dynamic]}}", root().join("kernels/patches").join(s).display()))
+        .map(|s| format!("  - {{path: {}, on: [{}]}}", root().join("kernels/patches").join(s).display(), on.join(", ")))
         .collect();
     format!("series:\n{}\n", entries.join("\n"))
+}
+
+/// `cells` (profiles, workloads, params, swiotlb settings) booted once on
+/// `kernels`, and on the `on` kernels with each of `defects` on them: a
+/// run that must fail as correctness (exit 6).
+fn run_caught(kernels: &[&str], on: &[&str], defects: &[&str], cells: &str) -> MatrixRun {
+    for k in kernels {
+        build_x86_64_first(k, None);
+    }
+    let yaml = format!("repetitions: 1\nkernels: [{}]\n{}{cells}", kernels.join(", "), series(on, defects));
+    let r = run_matrix_in(None, &yaml, &[]);
+    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
+    r
 }
 
 fn failure_of(r: &MatrixRun, id: &str) -> bounce::failure::Failure {
@@ -31,22 +45,17 @@ fn failure_of(r: &MatrixRun, id: &str) -> bounce::failure::Failure {
 #[test]
 fn dmacheck_names_each_seeded_dma_api_defect_and_passes_the_unpatched_kernels() {
     let _lock = heavy_lock();
-    build_x86_64_first("6.12-dynamic", None);
-    build_x86_64_first("6.12-fixed", None);
-    let yaml = format!(
-        r#"
-repetitions: 1
-kernels: [6.12-fixed, 6.12-dynamic]
-{}profiles: [sev-emulated]
+    let r = run_caught(
+        &["6.12-fixed", "6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["defect-bidi-map.mbox", "defect-partial-sync.mbox", "defect-align.mbox", "defect-unbounced.mbox"],
+        r#"profiles: [sev-emulated]
 workloads: [dmacheck]
 swiotlb:
   default: ""
-  1mib: {{args: "swiotlb=512,1", workloads: [dmacheck]}}
+  1mib: {args: "swiotlb=512,1", workloads: [dmacheck]}
 "#,
-        series(&["defect-bidi-map.mbox", "defect-partial-sync.mbox", "defect-align.mbox", "defect-unbounced.mbox"])
     );
-    let r = run_matrix_in(None, &yaml, &[]);
-    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
     for k in ["6.12-fixed", "6.12-dynamic"] {
         for s in ["default", "1mib"] {
             let id = format!("{k}.sev-emulated.dmacheck.{s}");
@@ -79,22 +88,18 @@ swiotlb:
 #[test]
 fn the_nvme_cells_catch_a_bounce_that_loses_min_align_mask() {
     let _lock = heavy_lock();
-    build_x86_64_first("6.12-dynamic", None);
-    let yaml = format!(
-        r#"
-repetitions: 1
-kernels: [6.12-dynamic]
-{}profiles: [nvme]
+    let r = run_caught(
+        &["6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["defect-align.mbox"],
+        r#"profiles: [nvme]
 workloads: [storage]
 params:
-  storage: {{jobs: [rand-512to64k, seq-1m], size_mib: 4}}
+  storage: {jobs: [rand-512to64k, seq-1m], size_mib: 4}
 swiotlb:
   256k-io: "swiotlb=128,1"
 "#,
-        series(&["defect-align.mbox"])
     );
-    let r = run_matrix_in(None, &yaml, &[]);
-    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
     let base = "6.12-dynamic.nvme.storage.256k-io";
     assert_eq!(r.cell(base).status(), Status::Pass, "{:?}", r.cell(base).worst_failure());
     assert!(r.value(base, "storage.pool_growth_slabs") > 0.0, "the 256 KiB pool did not grow under NVMe");
@@ -112,20 +117,16 @@ swiotlb:
 #[test]
 fn four_vcpus_at_once_catch_an_area_searched_without_its_lock() {
     let _lock = heavy_lock();
-    build_x86_64_first("6.12-dynamic", None);
-    let yaml = format!(
-        r#"
-repetitions: 1
-kernels: [6.12-dynamic]
-{}profiles: [sev-emulated]
+    let r = run_caught(
+        &["6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["defect-area-lock.mbox"],
+        r#"profiles: [sev-emulated]
 workloads: [dmacheck, dmacheck-smp]
 swiotlb:
   1mib: "swiotlb=512,1"
 "#,
-        series(&["defect-area-lock.mbox"])
     );
-    let r = run_matrix_in(None, &yaml, &[]);
-    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
     for id in
         ["6.12-dynamic.sev-emulated.dmacheck-smp.1mib", "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck.1mib"]
     {
@@ -147,25 +148,19 @@ swiotlb:
 #[test]
 fn only_the_debug_kernel_reports_a_sleeping_allocation_in_atomic_context() {
     let _lock = heavy_lock();
-    build_x86_64_first("6.12-dynamic", None);
-    build_x86_64_first("6.12-dynamic-debug", None);
-    let yaml = format!(
-        r#"
-repetitions: 1
-kernels: [6.12-dynamic, 6.12-dynamic-debug]
-series:
-  - {{path: {}}}
-profiles: [sev-emulated]
+    let both = ["6.12-dynamic", "6.12-dynamic-debug"];
+    let r = run_caught(
+        &both,
+        &both,
+        &["defect-gfp.mbox"],
+        r#"profiles: [sev-emulated]
 workloads: [network]
 params:
-  network: {{seconds: 1, stream_mib: 2}}
+  network: {seconds: 1, stream_mib: 2}
 swiotlb:
   256k-io: "swiotlb=128,1"
 "#,
-        root().join("kernels/patches/defect-gfp.mbox").display()
     );
-    let r = run_matrix_in(None, &yaml, &[]);
-    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
     for id in [
         "6.12-dynamic.sev-emulated.network.256k-io",
         "6.12-dynamic+defect-gfp.sev-emulated.network.256k-io",
@@ -191,20 +186,16 @@ swiotlb:
 #[test]
 fn a_default_size_pool_runs_out_and_a_worker_that_does_not_grow_it_fails() {
     let _lock = heavy_lock();
-    build_x86_64_first("6.12-dynamic", None);
-    let yaml = format!(
-        r#"
-repetitions: 1
-kernels: [6.12-dynamic]
-{}profiles: [sev-emulated]
+    let r = run_caught(
+        &["6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["defect-no-grow.mbox"],
+        r#"profiles: [sev-emulated]
 workloads: [drm-many]
 swiotlb:
   default: ""
 "#,
-        series(&["defect-no-grow.mbox"])
     );
-    let r = run_matrix_in(None, &yaml, &[]);
-    assert_eq!(r.code, Some(6), "exit 6 (correctness) expected:\n{}\n{}", r.out, r.err);
     let base = "6.12-dynamic.sev-emulated.drm-many.default";
     assert_eq!(r.cell(base).status(), Status::Pass, "{:?}", r.cell(base).worst_failure());
     assert_eq!(r.value(base, "drm-many.buffers_held"), 40.0);

@@ -66,6 +66,28 @@ static void draw(uint32_t *fb, uint32_t pitch, uint32_t w, uint32_t h, uint32_t 
 	}
 }
 
+/* A dumb buffer mapped into this process and made a framebuffer. */
+struct fb {
+	uint32_t handle, pitch, id;
+	uint32_t *map;
+};
+
+static struct fb make_fb(uint32_t w, uint32_t h)
+{
+	struct drm_mode_create_dumb dumb = { .width = w, .height = h, .bpp = 32 };
+	xioctl(DRM_IOCTL_MODE_CREATE_DUMB, &dumb, "CREATE_DUMB");
+	struct drm_mode_map_dumb map = { .handle = dumb.handle };
+	xioctl(DRM_IOCTL_MODE_MAP_DUMB, &map, "MAP_DUMB");
+	uint32_t *p = mmap(NULL, dumb.size, PROT_READ | PROT_WRITE, MAP_SHARED, drm_fd, map.offset);
+	if (p == MAP_FAILED)
+		die("mmap dumb buffer");
+	struct drm_mode_fb_cmd2 add = { .width = w, .height = h, .pixel_format = DRM_FORMAT_XRGB8888 };
+	add.handles[0] = dumb.handle;
+	add.pitches[0] = dumb.pitch;
+	xioctl(DRM_IOCTL_MODE_ADDFB2, &add, "ADDFB2");
+	return (struct fb){ dumb.handle, dumb.pitch, add.fb_id, p };
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -134,29 +156,19 @@ int main(int argc, char **argv)
 	}
 	uint32_t w = mode.hdisplay, h = mode.vdisplay;
 
-	struct drm_mode_create_dumb dumb = { .width = w, .height = h, .bpp = 32 };
-	xioctl(DRM_IOCTL_MODE_CREATE_DUMB, &dumb, "CREATE_DUMB");
-	struct drm_mode_map_dumb map = { .handle = dumb.handle };
-	xioctl(DRM_IOCTL_MODE_MAP_DUMB, &map, "MAP_DUMB");
-	uint32_t *fb = mmap(NULL, dumb.size, PROT_READ | PROT_WRITE, MAP_SHARED, drm_fd, map.offset);
-	if (fb == MAP_FAILED)
-		die("mmap dumb buffer");
+	struct fb main_fb = make_fb(w, h);
+	uint32_t *fb = main_fb.map;
 
-	struct drm_mode_fb_cmd2 add = { .width = w, .height = h, .pixel_format = DRM_FORMAT_XRGB8888 };
-	add.handles[0] = dumb.handle;
-	add.pitches[0] = dumb.pitch;
-	xioctl(DRM_IOCTL_MODE_ADDFB2, &add, "ADDFB2");
-
-	draw(fb, dumb.pitch, w, h, 0);
-	struct drm_mode_crtc set = { .crtc_id = crtc, .fb_id = add.fb_id, .set_connectors_ptr = (uintptr_t)&conn.connector_id,
+	draw(fb, main_fb.pitch, w, h, 0);
+	struct drm_mode_crtc set = { .crtc_id = crtc, .fb_id = main_fb.id, .set_connectors_ptr = (uintptr_t)&conn.connector_id,
 				     .count_connectors = 1, .mode = mode, .mode_valid = 1 };
 	xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC");
 
 	struct drm_clip_rect clip = { 0, 0, w, h };
-	struct drm_mode_fb_dirty_cmd dirty = { .fb_id = add.fb_id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
+	struct drm_mode_fb_dirty_cmd dirty = { .fb_id = main_fb.id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
 	double t0 = now();
 	for (uint32_t f = 1; f <= frames; f++) {
-		draw(fb, dumb.pitch, w, h, f);
+		draw(fb, main_fb.pitch, w, h, f);
 		xioctl(DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
 	}
 	double secs = now() - t0;
@@ -170,36 +182,26 @@ int main(int argc, char **argv)
 	 */
 	uint32_t held = 1;
 	for (; held < buffers; held++) {
-		struct drm_mode_create_dumb more = { .width = w, .height = h, .bpp = 32 };
-		xioctl(DRM_IOCTL_MODE_CREATE_DUMB, &more, "CREATE_DUMB (held buffer)");
-		struct drm_mode_map_dumb mmore = { .handle = more.handle };
-		xioctl(DRM_IOCTL_MODE_MAP_DUMB, &mmore, "MAP_DUMB (held buffer)");
-		uint32_t *p = mmap(NULL, more.size, PROT_READ | PROT_WRITE, MAP_SHARED, drm_fd, mmore.offset);
-		if (p == MAP_FAILED)
-			die("mmap held buffer");
-		struct drm_mode_fb_cmd2 fb2 = { .width = w, .height = h, .pixel_format = DRM_FORMAT_XRGB8888 };
-		fb2.handles[0] = more.handle;
-		fb2.pitches[0] = more.pitch;
-		xioctl(DRM_IOCTL_MODE_ADDFB2, &fb2, "ADDFB2 (held buffer)");
-		draw(p, more.pitch, w, h, 1000 + held);
-		set.fb_id = fb2.fb_id;
+		struct fb more = make_fb(w, h);
+		draw(more.map, more.pitch, w, h, 1000 + held);
+		set.fb_id = more.id;
 		xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (flip to a held buffer)");
-		struct drm_mode_fb_dirty_cmd d2 = { .fb_id = fb2.fb_id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
+		struct drm_mode_fb_dirty_cmd d2 = { .fb_id = more.id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
 		xioctl(DRM_IOCTL_MODE_DIRTYFB, &d2, "DIRTYFB (held buffer)");
 	}
-	set.fb_id = add.fb_id;
+	set.fb_id = main_fb.id;
 	xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (back to the first buffer)");
 
 	/* PRIME: export the buffer as a dma-buf and import it back. */
-	struct drm_prime_handle exp = { .handle = dumb.handle, .flags = DRM_CLOEXEC | DRM_RDWR };
+	struct drm_prime_handle exp = { .handle = main_fb.handle, .flags = DRM_CLOEXEC | DRM_RDWR };
 	xioctl(DRM_IOCTL_PRIME_HANDLE_TO_FD, &exp, "PRIME_HANDLE_TO_FD");
 	struct drm_prime_handle imp = { .fd = exp.fd };
 	xioctl(DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp, "PRIME_FD_TO_HANDLE");
-	const char *prime = imp.handle == dumb.handle ? "ok" : "handle differs";
+	const char *prime = imp.handle == main_fb.handle ? "ok" : "handle differs";
 	close(exp.fd);
 
 	uint32_t final = frames + 1;
-	draw(fb, dumb.pitch, w, h, final);
+	draw(fb, main_fb.pitch, w, h, final);
 	xioctl(DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
 
 	printf("mode: %ux%u\nframes: %u\nseconds: %.6f\nbytes_per_frame: %llu\nprime: %s\nfinal: %u\nheld: %u\n", w, h,

@@ -89,6 +89,25 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* BYTES of the stream onto fd, in writes of sizes[0], sizes[1], ... in turn. */
+static int send_stream(int fd, struct prng *p, uint8_t *buf, uint64_t bytes, const size_t *sizes, size_t nsizes)
+{
+	uint64_t done = 0;
+	for (size_t k = 0; done < bytes; k++) {
+		size_t n = sizes[k % nsizes];
+		if (n > bytes - done)
+			n = bytes - done;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = prng_byte(p);
+		if (write_all(fd, buf, n) < 0) {
+			perror("write");
+			return -1;
+		}
+		done += n;
+	}
+	return 0;
+}
+
 static int read_line(int fd, char *line, size_t size)
 {
 	size_t n = 0;
@@ -122,25 +141,14 @@ static int disk(const char *dev, uint64_t seed, uint64_t bytes)
 	struct prng p;
 	prng_init(&p, seed);
 	double start = now();
-	uint64_t done = 0;
-	for (unsigned k = 0; done < bytes; k++) {
-		size_t n = sizes[k % (sizeof(sizes) / sizeof(sizes[0]))];
-		if (n > bytes - done)
-			n = bytes - done;
-		for (size_t i = 0; i < n; i++)
-			buf[i] = prng_byte(&p);
-		if (write_all(fd, buf, n) < 0) {
-			perror("write");
-			return 1;
-		}
-		done += n;
-	}
+	if (send_stream(fd, &p, buf, bytes, sizes, sizeof(sizes) / sizeof(sizes[0])) < 0)
+		return 1;
 	if (fsync(fd) < 0 || close(fd) < 0) {
 		perror("fsync");
 		return 1;
 	}
-	printf("result: written %llu\nbytes: %llu\nseconds: %.6f\n", (unsigned long long)done,
-	       (unsigned long long)done, now() - start);
+	printf("result: written %llu\nbytes: %llu\nseconds: %.6f\n", (unsigned long long)bytes,
+	       (unsigned long long)bytes, now() - start);
 	return 0;
 }
 
@@ -178,16 +186,10 @@ int main(int argc, char **argv)
 	double start = now();
 	uint64_t done = 0, bad = UINT64_MAX;
 	if (up) {
-		while (done < bytes) {
-			size_t n = bytes - done < CHUNK ? bytes - done : CHUNK;
-			for (size_t i = 0; i < n; i++)
-				buf[i] = prng_byte(&p);
-			if (write_all(fd, buf, n) < 0) {
-				perror("write");
-				return 1;
-			}
-			done += n;
-		}
+		static const size_t chunk[] = { CHUNK };
+		if (send_stream(fd, &p, buf, bytes, chunk, 1) < 0)
+			return 1;
+		done = bytes;
 		shutdown(fd, SHUT_WR);
 		if (read_line(fd, line, sizeof(line)) < 0) {
 			fprintf(stderr, "no verdict from the checker\n");

@@ -164,12 +164,10 @@ impl Profile {
                 p.memory_mib
             )));
         }
-        let known = crate::yaml::names(&root.join("workloads"));
-        if let Some(w) = p.workloads.iter().find(|w| !known.contains(w)) {
+        if let Some((w, known)) = crate::yaml::first_unknown(&root.join("workloads"), &p.workloads) {
             return Err(Failure::input(format!(
-                "{}: workloads: `{w}` is not a workload (known: {})",
-                p.file.display(),
-                known.join(", ")
+                "{}: workloads: `{w}` is not a workload (known: {known})",
+                p.file.display()
             )));
         }
         if let Some(r) = &p.swiotlb.default_pool {

@@ -220,12 +220,10 @@ impl Workload {
         for (k, v) in &w.params {
             param_word(k, v).input(|| format!("{}", w.file.display()))?;
         }
-        let known = crate::yaml::names(&root.join("profiles"));
-        if let Some(p) = w.profiles.iter().find(|p| !known.contains(p)) {
+        if let Some((p, known)) = crate::yaml::first_unknown(&root.join("profiles"), &w.profiles) {
             return Err(Failure::input(format!(
-                "{}: profiles: `{p}` is not a profile (known: {})",
-                w.file.display(),
-                known.join(", ")
+                "{}: profiles: `{p}` is not a profile (known: {known})",
+                w.file.display()
             )));
         }
         if let Some(n) = w.vcpus {
