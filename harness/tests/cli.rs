@@ -50,7 +50,7 @@ fn dry_run_lists_the_default_matrix() {
     }
     assert!(out.contains("skip 6.12-dynamic.nvme.memory.default: profile is only for storage"), "{out}");
     assert!(!out.contains("dmabench.256k") && !out.contains("growth.default"), "{out}");
-    assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib"), "{out}");
+    assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib "), "{out}");
     // Growth under real I/O: a 256 KiB pool under storage and network,
     // where every DMA bounces, and nowhere else.
     for w in ["storage", "network"] {
@@ -119,7 +119,7 @@ fn unknown_variant_lists_the_known_ones() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err.contains("unknown kernel variant `6.13-nope`") && err.contains("6.1, 6.12-dynamic, 6.12-fixed"),
+        err.contains("unknown kernel variant `6.13-nope`") && err.contains("6.1, 6.12-dynamic, 6.12-dynamic-debug, 6.12-fixed"),
         "{err}"
     );
 }
