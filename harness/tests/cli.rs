@@ -119,7 +119,8 @@ fn unknown_variant_lists_the_known_ones() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err.contains("unknown kernel variant `6.13-nope`") && err.contains("6.1, 6.12-dynamic, 6.12-dynamic-debug, 6.12-fixed"),
+        err.contains("unknown kernel variant `6.13-nope`")
+            && err.contains("6.1, 6.12-dynamic, 6.12-dynamic-debug, 6.12-fixed"),
         "{err}"
     );
 }

@@ -79,7 +79,7 @@ pub async fn locate(qmp: &Qmp, vcpus: u32, symbols: &Symbols) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    seen.sort_by(|a, b| b.1.cmp(&a.1));
+    seen.sort_by_key(|s| std::cmp::Reverse(s.1));
     seen.into_iter().map(|(n, _)| n).collect()
 }
 

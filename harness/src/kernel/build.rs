@@ -104,11 +104,7 @@ pub fn plan(root: &Path, cache: &Path, variant: &Variant, arch: &str) -> Result<
     let mut variant = variant.clone();
     // The variant's own patches first, then whatever the harness put on top.
     let series = match (variant.own_series(root)?, variant.extra.take()) {
-        (Some(mut own), Some(extra)) => {
-            own.patches.extend(extra.patches);
-            own.name = extra.name;
-            Some(own)
-        }
+        (Some(own), Some(extra)) => Some(extra.on_top_of(own)),
         (own, extra) => extra.or(own),
     };
     variant.extra = series;

@@ -37,6 +37,10 @@ pub struct Series {
     /// The file or directory it was read from.
     pub origin: PathBuf,
     pub patches: Vec<Patch>,
+    /// A variant's own series this one was put on top of, applied first:
+    /// its origin and how many of `patches` lead from it (messages number
+    /// each series' patches apart).
+    pub under: Option<(PathBuf, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +84,26 @@ impl Series {
             stem
         };
         let stem = stem.trim_end_matches(".mbox").trim_end_matches(".mbx").trim_end_matches(".patch");
-        Ok(Series { name: crate::paths::sanitize(stem), origin: path.clone(), patches })
+        Ok(Series { name: crate::paths::sanitize(stem), origin: path.clone(), patches, under: None })
+    }
+
+    /// `self` on top of `own` (a variant's own series): one series to
+    /// apply, named after `self`, that still tells whose patch is whose.
+    pub fn on_top_of(self, own: Series) -> Series {
+        let under = Some((own.origin, own.patches.len()));
+        let mut patches = own.patches;
+        patches.extend(self.patches);
+        Series { name: self.name, origin: self.origin, patches, under }
+    }
+
+    /// Where patch `i` comes from: its series' file, its number there and
+    /// that series' length.
+    pub fn numbered(&self, i: usize) -> (&Path, usize, usize) {
+        match &self.under {
+            Some((own, n)) if i < *n => (own, i + 1, *n),
+            Some((_, n)) => (&self.origin, i + 1 - n, self.patches.len() - n),
+            None => (&self.origin, i + 1, self.patches.len()),
+        }
     }
 
     /// The first `n` patches: what the tree looks like after patch `n`.

@@ -179,14 +179,8 @@ impl PatchableTree {
         let Err(stderr) = self.git_apply(file, p.strip, &["--check", "-v"]) else {
             return Ok(());
         };
-        let which = format!(
-            "{}: patch {}/{} `{}` ({}) does not apply",
-            series.origin.display(),
-            i + 1,
-            series.patches.len(),
-            p.subject,
-            p.origin
-        );
+        let (origin, k, n) = series.numbered(i);
+        let which = format!("{}: patch {k}/{n} `{}` ({}) does not apply", origin.display(), p.subject, p.origin);
         Err(Failure::new(FailureClass::Input, format!("{which}: {}", rejection(&stderr, &p.text, p.strip))))
     }
 }
