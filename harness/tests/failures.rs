@@ -76,6 +76,18 @@ fn project_with_bad_parts() -> tempfile::TempDir {
     dir
 }
 
+/// 6.12-fixed's variant file with `patch` (under kernels/patches/) in
+/// place of the harness's own patches.
+fn fixed_with(project: &Path, patch: &str) -> String {
+    std::fs::read_to_string(project.join("kernels/variants/6.12-fixed.yaml"))
+        .unwrap()
+        .replace("patches: patches/harness", &format!("patches: patches/{patch}"))
+}
+
+fn write_variant(project: &Path, name: &str, text: &str) {
+    std::fs::write(project.join(format!("kernels/variants/{name}.yaml")), text).unwrap();
+}
+
 fn matrix(profile: &str, workloads: &str) -> String {
     format!("repetitions: 1\nkernels: [6.12-fixed]\nprofiles: [{profile}]\nworkloads: [{workloads}]\nswiotlb: {{default: \"\"}}\nboot_timeout_s: 40\n")
 }
@@ -445,15 +457,12 @@ fn a_stalled_kernel_ends_its_boot_with_the_kernel_s_diagnosis() {
     let _lock = heavy_lock();
     let project = project_with_bad_parts();
     let p = project.path();
-    std::fs::write(
-        p.join("kernels/variants/6.12-stall.yaml"),
-        std::fs::read_to_string(p.join("kernels/variants/6.12-fixed.yaml"))
-            .unwrap()
-            .replace("arches: [x86_64, arm64]", "arches: [x86_64]")
-            .replace("patches: patches/harness", "patches: patches/defect-stall.mbox")
-            + "cmdline: [\"rcupdate.rcu_cpu_stall_timeout=3\"]\n",
-    )
-    .unwrap();
+    write_variant(
+        p,
+        "6.12-stall",
+        &(fixed_with(p, "defect-stall.mbox").replace("arches: [x86_64, arm64]", "arches: [x86_64]")
+            + "cmdline: [\"rcupdate.rcu_cpu_stall_timeout=3\"]\n"),
+    );
     std::fs::write(p.join("workloads/spin.sh"), "workload_main() {\n\techo 60 > /sys/kernel/debug/bounce_stall_s\n}\n")
         .unwrap();
     std::fs::write(
@@ -489,13 +498,7 @@ fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
     let _lock = heavy_lock();
     let project = project_with_bad_parts();
     let p = project.path();
-    std::fs::write(
-        p.join("kernels/variants/6.12-spin.yaml"),
-        std::fs::read_to_string(p.join("kernels/variants/6.12-fixed.yaml"))
-            .unwrap()
-            .replace("patches: patches/harness", "patches: patches/defect-spin.mbox"),
-    )
-    .unwrap();
+    write_variant(p, "6.12-spin", &fixed_with(p, "defect-spin.mbox"));
     std::fs::write(
         p.join("workloads/spin.sh"),
         "workload_main() {\n\techo spinning >&3\n\techo 1 > /sys/kernel/debug/bounce_spin\n}\n",

@@ -516,6 +516,18 @@ mod tests {
         assert_eq!(w.evaluate(&out).metrics["memory.swiotlb_pool_kib"], 2f64.powi(64));
     }
 
+    /// A project holding only the common metrics and an empty guest
+    /// program `guest`, for workload files a test writes.
+    fn scratch_workloads(guest: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::paths::project_root();
+        std::fs::create_dir_all(dir.path().join("workloads/common")).unwrap();
+        std::fs::copy(root.join("workloads/common/metrics.yaml"), dir.path().join("workloads/common/metrics.yaml"))
+            .unwrap();
+        std::fs::write(dir.path().join("workloads").join(guest), "").unwrap();
+        dir
+    }
+
     /// dmacheck-smp is dmacheck run another way: the same guest program,
     /// parser and metrics, its own clock, vCPUs and parameters on top.
     #[test]
@@ -533,12 +545,7 @@ mod tests {
 
     #[test]
     fn vcpus_are_for_the_host_clock_and_what_the_guest_kernel_can_have() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = crate::paths::project_root();
-        std::fs::create_dir_all(dir.path().join("workloads/common")).unwrap();
-        std::fs::copy(root.join("workloads/common/metrics.yaml"), dir.path().join("workloads/common/metrics.yaml"))
-            .unwrap();
-        std::fs::write(dir.path().join("workloads/memory.sh"), "").unwrap();
+        let dir = scratch_workloads("memory.sh");
         let yaml = "description: d\nguest: memory.sh\ntimeout_s: 1\nmetrics: {}\n";
         for (extra, says) in [
             ("vcpus: 4\n", "vcpus 4 needs `clock: host`"),
@@ -556,12 +563,7 @@ mod tests {
 
     #[test]
     fn a_workload_no_parser_reads_fails_when_it_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = crate::paths::project_root();
-        std::fs::create_dir_all(dir.path().join("workloads/common")).unwrap();
-        std::fs::copy(root.join("workloads/common/metrics.yaml"), dir.path().join("workloads/common/metrics.yaml"))
-            .unwrap();
-        std::fs::write(dir.path().join("workloads/fio.sh"), "").unwrap();
+        let dir = scratch_workloads("fio.sh");
         let yaml = "description: d\nguest: fio.sh\ntimeout_s: 1\nmetrics: {}\n";
         std::fs::write(dir.path().join("workloads/fio.yaml"), yaml).unwrap();
         let e = Workload::load(dir.path(), "fio").unwrap_err();
