@@ -2,7 +2,8 @@
 //! defects under kernels/patches/ that the old default matrix's checks
 //! pass, caught by dmacheck (the DMA-API conformance driver), the NVMe
 //! storage cells (min_align_mask) and dmacheck on 4 vCPUs at once (area
-//! locking), with exit 6 and the case that broke; and the unpatched
+//! locking), the DRM cells (PRIME into a second device), with exit 6 and
+//! the case that broke; and the unpatched
 //! kernels passing the same cells.
 
 mod common;
@@ -204,4 +205,41 @@ swiotlb:
     let f = failure_of(&r, "6.12-dynamic+defect-no-grow.sev-emulated.drm-many.default");
     assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
     assert!(f.message.contains("the background worker did not grow it"), "{}", f.message);
+}
+
+/// PRIME into a second device: the framebuffer exported by virtio-gpu and
+/// imported by dmacheck is mapped by drm_gem_map_dma_buf() with
+/// DMA_ATTR_SKIP_CPU_SYNC. A swiotlb that copies into the slot only when
+/// CPU syncs are not skipped (as kernels before 5.18 did) hands that
+/// device stale slots: the DRM cell fails on the import's first segment,
+/// while dmacheck's own cases (which never skip syncs) pass on the same
+/// kernel and the unpatched kernel's DRM cell passes.
+#[test]
+fn the_drm_import_into_a_second_device_catches_a_map_that_skips_the_copy() {
+    let _lock = heavy_lock();
+    let r = run_caught(
+        &["6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["defect-skip-sync-map.mbox"],
+        r#"profiles: [sev-emulated]
+workloads: [drm, dmacheck]
+params:
+  drm: {frames: 6}
+swiotlb:
+  default: ""
+"#,
+    );
+    for id in
+        ["6.12-dynamic.sev-emulated.drm.default", "6.12-dynamic+defect-skip-sync-map.sev-emulated.dmacheck.default"]
+    {
+        assert_eq!(r.cell(id).status(), Status::Pass, "{id}: {:?}", r.cell(id).worst_failure());
+    }
+    let f = failure_of(&r, "6.12-dynamic+defect-skip-sync-map.sev-emulated.drm.default");
+    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
+    assert!(
+        f.message.starts_with("drm: PRIME import into a second device: FAIL thread=0 prime dir=bidi size="),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("offset=0: device side after the importer's map: byte"), "{}", f.message);
 }

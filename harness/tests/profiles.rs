@@ -156,8 +156,12 @@ expect_fail:
         assert!(r.value(id, "drm.fps") > 0.0);
         // The framebuffer (4 MB at 1280x800) was mapped through the pool.
         assert!(r.value(id, "drm.bounced_bytes") >= 4_000_000.0, "{id}");
-        let ppm = std::fs::read(r.run_dir.join(&r.cell(id).reps[0].guest_dir).join("final.ppm")).unwrap();
-        assert!(ppm.starts_with(b"P6\n"), "{id}");
+        // frames 5: dumps of frames 1 and 3 (a third, two thirds) and the final 6.
+        for frame in [1, 3, 6] {
+            let ppm = std::fs::read(r.run_dir.join(&r.cell(id).reps[0].guest_dir).join(format!("frame-{frame}.ppm")))
+                .unwrap();
+            assert!(ppm.starts_with(b"P6\n"), "{id}");
+        }
     }
     assert!(r.value("6.12-dynamic.sev-emulated.drm.1mib", "drm.pool_growth_slabs") > 0.0);
     let fixed = r.cell("6.12-fixed.sev-emulated.drm.1mib");

@@ -7,15 +7,22 @@
  * (virtio_gpu_cmd_transfer_to_host_2d), so with iommu_platform=on under
  * swiotlb=force every frame crosses the bounce buffers.
  *
- *   bounce-drm FRAMES RESULTS_TTY [BUFFERS]
+ *   bounce-drm FRAMES RESULTS_TTY BUFFERS FLIP PRIME_FILE
  *
- * Sets the preferred mode of the first connected connector, draws FRAMES
- * frames of a known pattern (DIRTYFB after each), holds BUFFERS framebuffers
- * at once (each mapped, drawn, shown and flushed), exports and re-imports
- * the buffer through PRIME, draws the final pattern, asks the harness for
- * a QMP screendump over the result channel and waits for its answer, so
- * the harness can compare every pixel. The pattern is pattern() below and
- * harness/src/workload/drm.rs; keep them equal.
+ * Sets the preferred mode of the first connected connector and draws
+ * FRAMES frames, each into the next of FLIP framebuffers and page-flipped
+ * to (so FLIP of them are mapped and in use at once), DIRTYFB after each.
+ * A third and two thirds of the way through, and at the end, it asks the
+ * harness for a QMP screendump over the result channel and waits for the
+ * answer, so the harness can compare every pixel of what the device got.
+ * It then holds BUFFERS framebuffers at once (each mapped, drawn, shown,
+ * flushed), and exports the final frame's buffer as a dma-buf that
+ * dmacheck imports as a second device (PRIME_FILE, its debugfs file):
+ * the import is where drm_gem_map_dma_buf() maps the buffer through
+ * swiotlb, and dmacheck compares every byte the importing device is
+ * given. The pattern is a hash of (x, y, frame), so no displacement of
+ * rows, columns or frames reads as right; it is pattern() below and in
+ * harness/src/workload/drm.rs: keep them equal.
  */
 #include <drm/drm.h>
 #include <drm/drm_fourcc.h>
@@ -51,10 +58,29 @@ static void xioctl(unsigned long req, void *arg, const char *what)
 
 static uint32_t pattern(uint32_t x, uint32_t y, uint32_t frame)
 {
-	uint32_t r = (x + frame) & 0xff;
-	uint32_t g = (y + 2 * frame) & 0xff;
-	uint32_t b = ((x ^ y) + 3 * frame) & 0xff;
-	return (r << 16) | (g << 8) | b;
+	uint32_t h = x * 0x9e3779b1u ^ y * 0x85ebca77u ^ frame * 0xc2b2ae3du;
+	h ^= h >> 15;
+	h *= 0x2c1b3c6du;
+	h ^= h >> 12;
+	h *= 0x297a2d39u;
+	h ^= h >> 15;
+	return h & 0xffffff;
+}
+
+/* Pixels of fb that are not frame's pattern, and the first one. */
+static uint64_t wrong(const uint32_t *fb, uint32_t pitch, uint32_t w, uint32_t h, uint32_t frame, uint32_t *fx,
+		      uint32_t *fy)
+{
+	uint64_t bad = 0;
+	for (uint32_t y = 0; y < h; y++) {
+		const uint32_t *row = (const uint32_t *)((const char *)fb + (size_t)y * pitch);
+		for (uint32_t x = 0; x < w; x++)
+			if ((row[x] & 0xffffff) != pattern(x, y, frame) && !bad++) {
+				*fx = x;
+				*fy = y;
+			}
+	}
+	return bad;
 }
 
 static void draw(uint32_t *fb, uint32_t pitch, uint32_t w, uint32_t h, uint32_t frame)
@@ -88,6 +114,22 @@ static struct fb make_fb(uint32_t w, uint32_t h)
 	return (struct fb){ dumb.handle, dumb.pitch, add.fb_id, p };
 }
 
+/* Ask the harness for a screendump of what is shown, frame-F.ppm. */
+static void screendump(FILE *tty, uint32_t frame)
+{
+	/* A whole line: the answer names the file, longer than any buffer. */
+	char *line = NULL;
+	size_t cap = 0;
+	printf("@@bounce request screendump frame-%u\n", frame);
+	fflush(stdout);
+	if (getline(&line, &cap, tty) < 0 || strncmp(line, "ack", 3)) {
+		fprintf(stderr, "bounce-drm: no screendump answer from the harness for frame %u (%s)\n", frame,
+			line ? line : "end of file");
+		exit(1);
+	}
+	free(line);
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -97,12 +139,17 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s FRAMES RESULTS_TTY [BUFFERS]\n", argv[0]);
+	if (argc != 6) {
+		fprintf(stderr, "usage: %s FRAMES RESULTS_TTY BUFFERS FLIP PRIME_FILE\n", argv[0]);
 		return 2;
 	}
 	uint32_t frames = strtoul(argv[1], NULL, 0);
-	uint32_t buffers = argc == 4 ? strtoul(argv[3], NULL, 0) : 1;
+	uint32_t buffers = strtoul(argv[3], NULL, 0);
+	uint32_t flip = strtoul(argv[4], NULL, 0);
+	if (frames < 3 || flip < 1 || flip > 3) {
+		fprintf(stderr, "bounce-drm: FRAMES must be 3 or more and FLIP 1 to 3\n");
+		return 2;
+	}
 	drm_fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
 	if (drm_fd < 0)
 		die("open /dev/dri/card0");
@@ -156,22 +203,43 @@ int main(int argc, char **argv)
 	}
 	uint32_t w = mode.hdisplay, h = mode.vdisplay;
 
-	struct fb main_fb = make_fb(w, h);
-	uint32_t *fb = main_fb.map;
+	/* The harness answers each request on the result UART, a line each. */
+	FILE *tty = fopen(argv[2], "r");
+	if (!tty)
+		die("open the result channel");
 
-	draw(fb, main_fb.pitch, w, h, 0);
-	struct drm_mode_crtc set = { .crtc_id = crtc, .fb_id = main_fb.id, .set_connectors_ptr = (uintptr_t)&conn.connector_id,
+	struct fb ring[3];
+	for (uint32_t i = 0; i < flip; i++)
+		ring[i] = make_fb(w, h);
+	struct drm_mode_crtc set = { .crtc_id = crtc, .set_connectors_ptr = (uintptr_t)&conn.connector_id,
 				     .count_connectors = 1, .mode = mode, .mode_valid = 1 };
-	xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC");
-
 	struct drm_clip_rect clip = { 0, 0, w, h };
-	struct drm_mode_fb_dirty_cmd dirty = { .fb_id = main_fb.id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
-	double t0 = now();
-	for (uint32_t f = 1; f <= frames; f++) {
-		draw(fb, main_fb.pitch, w, h, f);
+
+	/*
+	 * Draw frame f into the next buffer of the ring, flip to it and flush
+	 * it; only this is timed (a screendump waits on the host).
+	 */
+	double secs = 0;
+	uint32_t shots[3], nshots = 0;
+	for (uint32_t f = 1; f <= frames + 1; f++) {
+		struct fb *b = &ring[f % flip];
+		double t0 = now();
+		draw(b->map, b->pitch, w, h, f);
+		set.fb_id = b->id;
+		xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (page flip)");
+		struct drm_mode_fb_dirty_cmd dirty = { .fb_id = b->id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
 		xioctl(DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
+		if (f <= frames)
+			secs += now() - t0;
+		if (f == frames / 3 || f == 2 * frames / 3 || f == frames + 1) {
+			if (f == frames + 1)
+				break; /* the final frame is dumped after PRIME */
+			screendump(tty, f);
+			shots[nshots++] = f;
+		}
 	}
-	double secs = now() - t0;
+	uint32_t final = frames + 1;
+	struct fb *shown = &ring[final % flip];
 
 	/*
 	 * Framebuffers held at once, as a compositor with several outputs or
@@ -180,7 +248,7 @@ int main(int argc, char **argv)
 	 * dynamic kernel must add pools. Each gets its own pattern and is
 	 * shown (a page flip) and flushed once.
 	 */
-	uint32_t held = 1;
+	uint32_t held = flip;
 	for (; held < buffers; held++) {
 		struct fb more = make_fb(w, h);
 		draw(more.map, more.pitch, w, h, 1000 + held);
@@ -189,32 +257,44 @@ int main(int argc, char **argv)
 		struct drm_mode_fb_dirty_cmd d2 = { .fb_id = more.id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
 		xioctl(DRM_IOCTL_MODE_DIRTYFB, &d2, "DIRTYFB (held buffer)");
 	}
-	set.fb_id = main_fb.id;
-	xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (back to the first buffer)");
+	set.fb_id = shown->id;
+	xioctl(DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC (back to the final frame)");
 
-	/* PRIME: export the buffer as a dma-buf and import it back. */
-	struct drm_prime_handle exp = { .handle = main_fb.handle, .flags = DRM_CLOEXEC | DRM_RDWR };
+	/* PRIME into a second device: dmacheck checks what it is given. */
+	struct drm_prime_handle exp = { .handle = shown->handle, .flags = DRM_CLOEXEC | DRM_RDWR };
 	xioctl(DRM_IOCTL_PRIME_HANDLE_TO_FD, &exp, "PRIME_HANDLE_TO_FD");
-	struct drm_prime_handle imp = { .fd = exp.fd };
-	xioctl(DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp, "PRIME_FD_TO_HANDLE");
-	const char *prime = imp.handle == main_fb.handle ? "ok" : "handle differs";
+	int pf = open(argv[5], O_RDWR);
+	if (pf < 0)
+		die("open the importer (dmacheck's prime file)");
+	if (dprintf(pf, "%d\n", exp.fd) < 0)
+		die("import the framebuffer into dmacheck");
+	char verdict[8192];
+	ssize_t n = pread(pf, verdict, sizeof(verdict) - 1, 0);
+	if (n < 0)
+		die("read dmacheck's verdict");
+	verdict[n] = 0;
+	close(pf);
 	close(exp.fd);
+	fputs(verdict, stdout);
 
-	uint32_t final = frames + 1;
-	draw(fb, main_fb.pitch, w, h, final);
+	/* The import is gone: the exporter's bytes must be the frame still. */
+	uint32_t fx = 0, fy = 0;
+	uint64_t bad = wrong(shown->map, shown->pitch, w, h, final, &fx, &fy);
+	if (bad)
+		printf("after_import: %llu pixels differ from frame %u, first at (%u,%u)\n", (unsigned long long)bad,
+		       final, fx, fy);
+	else
+		printf("after_import: ok\n");
+	struct drm_mode_fb_dirty_cmd dirty = { .fb_id = shown->id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip };
 	xioctl(DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
 
-	printf("mode: %ux%u\nframes: %u\nseconds: %.6f\nbytes_per_frame: %llu\nprime: %s\nfinal: %u\nheld: %u\n", w, h,
-	       frames, secs, (unsigned long long)w * h * 4, prime, final, held);
-	printf("@@bounce request screendump final\n");
-	fflush(stdout);
-	/* The harness answers on the same UART once the screendump is taken. */
-	FILE *tty = fopen(argv[2], "r");
-	char line[64] = "";
-	if (!tty || !fgets(line, sizeof(line), tty) || strncmp(line, "ack", 3)) {
-		fprintf(stderr, "bounce-drm: no screendump answer from the harness\n");
-		return 1;
-	}
-	printf("screendump: %s", line + 4);
-	return strcmp(prime, "ok") ? 1 : 0;
+	printf("mode: %ux%u\nframes: %u\nflip: %u\nseconds: %.6f\nbytes_per_frame: %llu\nfinal: %u\nheld: %u\n", w, h,
+	       frames, flip, secs, (unsigned long long)w * h * 4, final, held);
+	screendump(tty, final);
+	shots[nshots++] = final;
+	printf("screens:");
+	for (uint32_t i = 0; i < nshots; i++)
+		printf(" %u", shots[i]);
+	printf("\n");
+	return bad ? 1 : 0;
 }
