@@ -39,6 +39,11 @@ pub struct Profile {
     /// Extra kernel command line words.
     #[serde(default)]
     pub cmdline: Vec<String>,
+    /// Why this profile's guests must run on the host's clock under TCG
+    /// (an emulated device that does not keep to the instruction clock);
+    /// None: they run on the run's clock.
+    #[serde(default)]
+    pub host_clock: Option<String>,
     #[serde(default)]
     pub swiotlb: SwiotlbSetup,
     /// A confidential-computing technology the guest really uses; the
@@ -137,6 +142,7 @@ impl Profile {
             nic: None,
             gpu: None,
             cmdline: vec![],
+            host_clock: None,
             swiotlb: Default::default(),
             confidential: None,
             firmware: None,

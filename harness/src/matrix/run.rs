@@ -407,12 +407,20 @@ async fn boot_all(
 
 /// The accelerator and clock of one cell's guests: its architecture's,
 /// except that a workload that needs its vCPUs at once runs on the host's
-/// clock (the instruction clock runs one vCPU).
+/// clock (the instruction clock runs one vCPU), and so does a profile
+/// whose devices do not keep to the instruction clock.
 pub(crate) fn cell_accel(m: &Matrix, accels: &BTreeMap<String, AccelChoice>, key: &CellKey) -> AccelChoice {
-    let mut a = accels[&m.profiles[&key.profile].arch].clone();
-    if m.workloads[&key.workload].clock == WorkloadClock::Host && a.clock != Clock::Host {
+    let profile = &m.profiles[&key.profile];
+    let mut a = accels[&profile.arch].clone();
+    if a.clock == Clock::Host {
+        return a;
+    }
+    if m.workloads[&key.workload].clock == WorkloadClock::Host {
         a.clock = Clock::Host;
         a.reason = format!("{}; host clock: workload {} needs every vCPU at once", a.reason, key.workload);
+    } else if let Some(why) = &profile.host_clock {
+        a.clock = Clock::Host;
+        a.reason = format!("{}; host clock: profile {}: {why}", a.reason, key.profile);
     }
     a
 }

@@ -190,6 +190,7 @@ pub fn render(r: &RunReport) -> Result<String> {
     struct Page<'a> {
         run: &'a str,
         incomplete: Option<&'a str>,
+        conclusion: Vec<String>,
         summary: String,
         failures: Vec<String>,
         gate: Option<&'a str>,
@@ -203,6 +204,7 @@ pub fn render(r: &RunReport) -> Result<String> {
     let page = Page {
         run: &r.name,
         incomplete: r.incomplete.as_deref(),
+        conclusion: super::conclusion::paragraphs(&r.cells, &r.tables, r.gate.as_deref()),
         summary: summary::render(&r.head, &r.cells, &r.tables, r.gate.as_deref()),
         failures,
         gate: r.gate.as_deref(),

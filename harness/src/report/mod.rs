@@ -3,9 +3,12 @@
 //! Markdown, a self-contained HTML page (`html`), JUnit (`junit`) and
 //! KCIDB (`kcidb`) for CI systems, the raw JSON.
 
+pub mod conclusion;
+pub mod email;
 pub mod html;
 pub mod junit;
 pub mod kcidb;
+pub mod markdown;
 pub mod summary;
 pub mod text;
 
@@ -198,8 +201,11 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Terminal,
-    /// Plain ASCII within 80 columns, for a mailing-list reply.
+    /// Plain ASCII within 80 columns: the whole report, for the record.
     Text,
+    /// The review reply: conclusion, gated grid, decided rows, expected
+    /// failures and a reproducer, within 75 columns and 200 lines.
+    Email,
     /// The same content for a GitHub or GitLab comment.
     Markdown,
     /// One self-contained page with SVG charts.
@@ -213,8 +219,9 @@ pub enum Format {
 
 impl Format {
     /// Every form a run directory keeps, and its file name.
-    pub const FILES: [(Format, &'static str); 5] = [
+    pub const FILES: [(Format, &'static str); 6] = [
         (Format::Text, "report.txt"),
+        (Format::Email, "report.email.txt"),
         (Format::Markdown, "report.md"),
         (Format::Html, "report.html"),
         (Format::Junit, "report.junit.xml"),
@@ -289,8 +296,9 @@ impl RunReport {
         let style = match format {
             Format::Terminal => Style::Terminal,
             Format::Text => Style::Text,
-            Format::Markdown => Style::Markdown,
+            Format::Markdown => return Ok(markdown::render(self)),
             Format::Html => return html::render(self),
+            Format::Email => return Ok(email::render(self)),
             Format::Junit => return junit::render(&self.name, &self.cells, &self.tables, self.incomplete.as_deref()),
             Format::Kcidb => return kcidb::render(self),
             Format::Json => return crate::results::store::run_json(&self.env, &self.plan, &self.cells),
@@ -298,7 +306,6 @@ impl RunReport {
         let body = full(self, style);
         Ok(match (&self.incomplete, style) {
             (None, _) => body,
-            (Some(line), Style::Markdown) => format!("**{line}**\n\n{body}"),
             (Some(line), Style::Text) => format!("{}\n{body}", text::wrap(line, "  ")),
             (Some(line), Style::Terminal) => format!("{line}\n\n{body}"),
         })
@@ -457,42 +464,37 @@ pub fn verdicts(cells: &[CellResult], markdown: bool) -> String {
 enum Style {
     Terminal,
     Text,
-    Markdown,
 }
 
 /// The whole report for a run: the summary screen, then the provenance,
 /// every comparison table and every cell, and the gate last.
 fn full(r: &RunReport, style: Style) -> String {
-    let md = style == Style::Markdown;
+    let text = style == Style::Text;
     let first = summary::render(&r.head, &r.cells, &r.tables, r.gate.as_deref());
-    let mut out = if md { format!("```\n{first}```\n\n") } else { format!("{first}\n") };
-    out.push_str(if md { "### details\n\n" } else { "details\n\n" });
-    match style {
-        // The run's provenance, verbatim: Markdown would join its lines.
-        Style::Markdown => out.push_str(&format!("```\n{}```\n", r.header)),
-        Style::Text => out.push_str(&text::wrap(&r.header, "    ")),
-        Style::Terminal => out.push_str(&r.header),
+    let mut out = String::new();
+    for p in conclusion::paragraphs(&r.cells, &r.tables, r.gate.as_deref()) {
+        out.push_str(&text::wrap(&p, ""));
+        out.push('\n');
     }
+    out.push_str(&format!("{first}\n"));
+    out.push_str("details\n\n");
+    out.push_str(&if text { text::wrap(&r.header, "    ") } else { r.header.clone() });
     out.push('\n');
     if !r.tables.is_empty() {
-        out.push_str(&if style == Style::Text { text::wrap(METHOD, "") } else { format!("{METHOD}\n") });
+        out.push_str(&if text { text::wrap(METHOD, "") } else { format!("{METHOD}\n") });
         out.push('\n');
     }
     for t in &r.tables {
-        out.push_str(&if style == Style::Text { text::table(t) } else { render(t, md) });
+        out.push_str(&if text { text::table(t) } else { render(t, false) });
         out.push('\n');
     }
-    out.push_str(&if style == Style::Text { text::cells(&r.cells) } else { verdicts(&r.cells, md) });
+    out.push_str(&if text { text::cells(&r.cells) } else { verdicts(&r.cells, false) });
     out.push('\n');
     let mut tail = status(&r.cells).0;
     if let Some(g) = &r.gate {
         tail.push_str(&format!("\n{g}"));
     }
-    match style {
-        Style::Markdown => out.push_str(&format!("```\n{tail}```\n")),
-        Style::Text => out.push_str(&text::wrap(&tail, "      ")),
-        Style::Terminal => out.push_str(&tail),
-    }
+    out.push_str(&if text { text::wrap(&tail, "      ") } else { tail });
     out
 }
 

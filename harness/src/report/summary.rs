@@ -64,7 +64,10 @@ fn mark(v: Verdict, gate: bool) -> char {
     }
 }
 
-pub const LEGEND: &str = "= same ~ no change ? inconclusive + better - worse ! REGRESSED x failed < n<2";
+/// Every mark the grids use, each with one meaning (a missing delta is
+/// `n/a`, never `-`, which is "worse").
+pub const LEGEND: &str =
+    "= same, ~ no change, ? inconclusive, + better, - worse, ! REGRESSED, x a side failed, < n<2, . not in this comparison";
 
 const NAME: usize = 44;
 const COL: usize = 9;
@@ -73,7 +76,13 @@ const COL: usize = 9;
 /// column per profile (at most four to a grid, to stay within 80
 /// columns), each cell the delta and its verdict's mark. Rows decided
 /// either way follow with their interval.
-fn grid(t: &Table) -> String {
+pub(super) fn grid(t: &Table) -> String {
+    grid_within(t, NAME)
+}
+
+/// The grid with `name` columns for the metric (the rest is four profile
+/// columns of 9): 44 fits 80 columns, 39 a list reply's 75.
+pub(super) fn grid_within(t: &Table, name_width: usize) -> String {
     let rows: Vec<&Row> = t.rows.iter().filter(|r| r.j.gated).collect();
     if rows.is_empty() {
         return "  (no gated metrics)\n".to_string();
@@ -89,8 +98,8 @@ fn grid(t: &Table) -> String {
         let context: Vec<&str> =
             r.context.split_whitespace().map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v)).collect();
         let mut n = if context.is_empty() { r.metric.clone() } else { format!("{} [{}]", r.metric, context.join(" ")) };
-        if n.len() > NAME - 2 {
-            n.truncate(NAME - 3);
+        if n.len() > name_width - 2 {
+            n.truncate(name_width - 3);
             n.push('~');
         }
         n
@@ -118,28 +127,28 @@ fn grid(t: &Table) -> String {
             })
             .collect();
         if labels.iter().any(|(top, _)| !top.is_empty()) {
-            let mut top = format!("  {:<w$}", "", w = NAME - 2);
+            let mut top = format!("  {:<w$}", "", w = name_width - 2);
             for (t, _) in &labels {
                 top.push_str(&format!("{t:>COL$}"));
             }
             out.push_str(top.trim_end());
             out.push('\n');
         }
-        let mut head = format!("  {:<w$}", "gated metric [setting]", w = NAME - 2);
+        let mut head = format!("  {:<w$}", "gated metric [setting]", w = name_width - 2);
         for (_, label) in &labels {
             head.push_str(&format!("{label:>COL$}"));
         }
         out.push_str(head.trim_end());
         out.push('\n');
         for line in &lines {
-            let mut l = format!("  {line:<w$}", w = NAME - 2);
+            let mut l = format!("  {line:<w$}", w = name_width - 2);
             let mut any = false;
             for (p, _) in chunk {
                 let cell = rows.iter().find(|r| r.profile == *p && name(r) == *line);
                 let text = match cell {
                     Some(r) => {
                         any = true;
-                        let d = r.j.delta_pct.map(|d| format!("{d:+.1}")).unwrap_or("-".into());
+                        let d = r.j.delta_pct.map(|d| format!("{d:+.1}")).unwrap_or("n/a".into());
                         format!("{d} {}", mark(r.j.verdict, t.gate))
                     }
                     None => ".".to_string(),
@@ -158,7 +167,12 @@ fn grid(t: &Table) -> String {
     for r in rows.iter().filter(measured).filter(|r| matches!(r.j.verdict, Verdict::Better | Verdict::Worse)) {
         let ci = r.j.ci_pct.map(|(lo, hi)| format!(" [{lo:+.1}, {hi:+.1}]")).unwrap_or_default();
         let v = if t.gate && r.j.verdict == Verdict::Worse { "REGRESSED".to_string() } else { r.j.verdict.to_string() };
-        out.push_str(&cut(format!("    {v} {} {} {}{ci}", r.profile, name(r), pct(r.j.delta_pct))));
+        let mut l = format!("    {v} {} {} {}{ci}", r.profile, name(r), pct(r.j.delta_pct));
+        if l.len() > name_width + 4 * COL {
+            l.truncate(name_width + 4 * COL - 3);
+            l.push_str("...");
+        }
+        out.push_str(&l);
         out.push('\n');
     }
     out
@@ -226,7 +240,8 @@ pub fn render(header: &[String], cells: &[CellResult], tables: &[Table], gate: O
     }
     let grew = growth(cells);
     if !tables.is_empty() {
-        out.push_str(&format!("\ngated metrics, delta (%) by profile (* emulated) and verdict:\n  {LEGEND}\n"));
+        out.push_str("\ngated metrics, shift (%) by profile (* emulated) and verdict:\n");
+        out.push_str(&wrap("  ", &LEGEND.split(", ").map(String::from).collect::<Vec<_>>()));
     }
     for t in tables {
         out.push('\n');
