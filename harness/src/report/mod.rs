@@ -47,11 +47,12 @@ fn new_table(markdown: bool) -> comfy_table::Table {
     t
 }
 
-/// A row's threshold as tables show it: `exact` for a deterministic
-/// metric, `~` before noise these samples showed (no calibration).
+/// A row's threshold as tables show it: the floor that decides a
+/// deterministic metric, `~` before noise these samples showed (no
+/// calibration).
 pub fn thr_cell(r: &Row) -> String {
     match r.j.noise_source {
-        NoiseSource::Deterministic => "exact".to_string(),
+        NoiseSource::Deterministic => format!("{:.1}% floor", r.j.threshold_pct),
         NoiseSource::Calibrated => format!("{:.1}%", r.j.threshold_pct),
         NoiseSource::Observed => format!("~{:.1}%", r.j.threshold_pct),
     }
@@ -60,7 +61,7 @@ pub fn thr_cell(r: &Row) -> String {
 /// A row's MDE as tables show it.
 pub fn mde_cell(r: &Row) -> String {
     match (r.j.noise_source, r.j.mde_pct) {
-        (NoiseSource::Deterministic, _) => "exact".to_string(),
+        (NoiseSource::Deterministic, _) => "any > floor".to_string(),
         (_, Some(m)) => format!("{m:.1}%"),
         (_, None) => "n/a".to_string(),
     }
@@ -82,14 +83,26 @@ pub fn verdict_cell(r: &Row, gate: bool) -> String {
 pub fn render(table: &Table, markdown: bool) -> String {
     let mut t = new_table(markdown);
     t.set_header(vec![
-        "profile", "workload", "cell", "metric", "unit", "base (n)", "new (n)", "delta", "95% CI", "q", "thr", "MDE",
+        "profile",
+        "workload",
+        "cell",
+        "metric",
+        "unit",
+        "base (n)",
+        "new (n)",
+        "shift (HL)",
+        "95% CI",
+        "q",
+        "thr",
+        "MDE",
         "verdict",
     ]);
     let med = |m: Option<(f64, usize)>| m.map(|(v, n)| format!("{} ({n})", fmt_value(v))).unwrap_or("-".into());
     // The terminal shows what moved; Markdown (for the record) shows all.
     let quiet = |v: Verdict| matches!(v, Verdict::Same);
     let hidden = if markdown { 0 } else { table.rows.iter().filter(|r| quiet(r.j.verdict)).count() };
-    for r in table.rows.iter().filter(|r| markdown || !quiet(r.j.verdict)) {
+    let shown = |r: &&Row| r.j.verdict != Verdict::Missing && (markdown || !quiet(r.j.verdict));
+    for r in table.rows.iter().filter(shown) {
         let j = &r.j;
         let (thr, mde, verdict) = (thr_cell(r), mde_cell(r), verdict_cell(r, table.gate));
         t.add_row(vec![
@@ -110,11 +123,14 @@ pub fn render(table: &Table, markdown: bool) -> String {
             Cell::new(verdict),
         ]);
     }
-    let t = if hidden > 0 {
+    let mut t = if hidden > 0 {
         format!("{t}\n({hidden} deterministic rows unchanged, not shown; report.md has them)")
     } else {
         t.to_string()
     };
+    for l in missing_lines(table) {
+        t.push_str(&if markdown { format!("\n\n- {l}") } else { format!("\n{l}") });
+    }
     let title = format!("{}{}", table.title, if table.gate { " [gated]" } else { "" });
     if markdown {
         format!("### {title}\n\n{t}\n")
@@ -123,8 +139,56 @@ pub fn render(table: &Table, markdown: bool) -> String {
     }
 }
 
+/// The rows of `t` that could not be compared, as the lines that say why
+/// instead of a row each: a side with no values at all in a cell (its
+/// boots failed) is one line for all its rows, and counters present on
+/// one side only (a kernel that has them) are one line per cell.
+pub fn missing_lines(t: &Table) -> Vec<String> {
+    let mut groups: Vec<((&str, &str, &str), Vec<&Row>)> = Vec::new();
+    for r in t.rows.iter().filter(|r| r.j.verdict == Verdict::Missing) {
+        let g = (r.profile.as_str(), r.workload.as_str(), r.context.as_str());
+        match groups.iter_mut().find(|(k, _)| *k == g) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((g, vec![r])),
+        }
+    }
+    let side_has = |g: (&str, &str, &str), base: bool| {
+        t.rows.iter().any(|r| {
+            (r.profile.as_str(), r.workload.as_str(), r.context.as_str()) == g
+                && if base { r.j.base.is_some() } else { r.j.new.is_some() }
+        })
+    };
+    groups
+        .into_iter()
+        .map(|(g, rows)| {
+            let at = format!("{} / {} / {}", g.0, g.1, g.2);
+            match (side_has(g, true), side_has(g, false)) {
+                (false, _) => {
+                    format!("{at}: the base side has no values (its cell failed); {} rows not compared", rows.len())
+                }
+                (_, false) => {
+                    format!("{at}: the new side has no values (its cell failed); {} rows not compared", rows.len())
+                }
+                _ => {
+                    let (only_base, only_new): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| r.j.base.is_some());
+                    let names =
+                        |rs: &[&Row]| rs.iter().map(|r| r.short_metric().to_string()).collect::<Vec<_>>().join(", ");
+                    let mut parts = vec![];
+                    if !only_base.is_empty() {
+                        parts.push(format!("only the base side has {}", names(&only_base)));
+                    }
+                    if !only_new.is_empty() {
+                        parts.push(format!("only the new side has {}", names(&only_new)));
+                    }
+                    format!("{at}: counters one kernel has and the other lacks: {}", parts.join("; "))
+                }
+            }
+        })
+        .collect()
+}
+
 /// How the verdicts were reached, once per report.
-pub const METHOD: &str = "verdicts: one value per boot (the boot is the unit); delta = Hodges-Lehmann shift / base median; 95% CI distribution-free (Moses; none below 4 boots a side); q = exact Mann-Whitney p after Benjamini-Hochberg over the gated (*) rows of a comparison, and separately over the rest; a change is decided when q < 0.05 and |delta| > thr; `no change` when the CI lies within +-thr; otherwise `inconclusive` with the MDE (80% power) these boots and this noise allow";
+pub const METHOD: &str = "verdicts: one value per boot (the boot is the unit); shift = Hodges-Lehmann shift / base median (it can differ from the ratio of the medians shown); 95% CI distribution-free (Moses; none below 4 boots a side); q = exact Mann-Whitney p after Benjamini-Hochberg over the gated (*) rows of a comparison, and separately over the rest; a change is decided when q < 0.05 and |delta| > thr; `no change` when the CI lies within +-thr; otherwise `inconclusive` with the MDE (80% power) these boots and this noise allow";
 
 /// One gated row that regressed: where, what, how much, how sure.
 pub fn regression(r: &Row) -> String {

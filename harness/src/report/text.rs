@@ -31,7 +31,9 @@ fn row(r: &Row, gate: bool) -> String {
     let verdict = super::verdict_cell(r, gate);
     let ci = r.j.ci_pct.map(|(l, h)| format!(" [{l:+.1}, {h:+.1}]")).unwrap_or_default();
     let how = match (r.j.noise_source, r.j.q) {
-        (NoiseSource::Deterministic, _) => "exact (deterministic)".to_string(),
+        (NoiseSource::Deterministic, _) => {
+            format!("the same in every boot; a change beyond the {:.1}% floor decides", r.j.threshold_pct)
+        }
         (src, q) => format!(
             "q {}, threshold {}{:.1}%, MDE {}",
             q.map(|p| if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }).unwrap_or("-".into()),
@@ -49,7 +51,7 @@ fn row(r: &Row, gate: bool) -> String {
 pub fn table(t: &Table) -> String {
     let mut out = wrap(&format!("{}{}", t.title, if t.gate { " [gated]" } else { "" }), "  ");
     let mut group = None;
-    for r in &t.rows {
+    for r in t.rows.iter().filter(|r| r.j.verdict != crate::stats::Verdict::Missing) {
         let g = (r.profile.as_str(), r.workload.as_str(), r.context.as_str());
         if group != Some(g) {
             group = Some(g);
@@ -57,6 +59,9 @@ pub fn table(t: &Table) -> String {
             out.push_str(&wrap(&format!(" {}{emulated} / {} / {}", r.profile, r.workload, r.context), "   "));
         }
         out.push_str(&row(r, t.gate));
+    }
+    for l in super::missing_lines(t) {
+        out.push_str(&wrap(&format!(" {l}"), "   "));
     }
     out
 }
