@@ -244,7 +244,9 @@ pub struct RunReport {
 impl RunReport {
     pub fn load(root: &Path, run: &RunDir, noise: &NoiseTable) -> Result<RunReport> {
         let env = run.read_env()?;
-        let cells = run.read_cells()?;
+        let mut cells = run.read_cells()?;
+        // Runs stored before records named files relative to the run.
+        cells.iter_mut().for_each(CellResult::relative_paths);
         let compare = if env.compare.is_empty() {
             // A run stored before comparisons were kept with it.
             Matrix::load(root, Path::new(&env.matrix_file))?.compare
@@ -254,10 +256,14 @@ impl RunReport {
         let tables = stats::compare::in_run(&cells, &compare, noise);
         let plan = run.read_plan()?;
         let incomplete = plan.incomplete(&cells);
+        let mut head = summary::head(&run.name(), &env);
+        if env.dirty() {
+            head.splice(1..1, dirty_warning(&env));
+        }
         Ok(RunReport {
             name: run.name(),
             header: header(run, &env),
-            head: summary::head(&run.name(), &env),
+            head,
             env,
             plan,
             cells,
@@ -338,16 +344,36 @@ pub fn calibration(
     text
 }
 
+/// Said on a report's first screen when the harness that measured the
+/// run had uncommitted changes. Nothing copies a run into
+/// `results/published/` but a person, so the report itself must say it.
+fn dirty_warning(env: &RunEnv) -> Vec<String> {
+    vec![
+        format!("WARNING: harness {} had uncommitted changes:", env.harness_rev),
+        "  no commit reproduces this run; publish runs of a clean tree only".to_string(),
+    ]
+}
+
+/// The run's provenance. It names the run, not the directory it was read
+/// from, and files by their place in the run directory: a report is read
+/// where the run was copied to, not where it ran.
 fn header(run: &RunDir, env: &RunEnv) -> String {
     let qemu: Vec<String> = env.qemu.values().cloned().collect();
     let mut h = format!(
         "bounce run {} (harness {})\nhost: {}, {} cores; {}\n",
-        run.path.display(),
+        run.name(),
         env.harness_rev,
         env.host.cpu_model,
         env.host.cores,
         qemu.join(", "),
     );
+    if env.dirty() {
+        h.push_str(&dirty_warning(env).join("\n"));
+        h.push('\n');
+    }
+    if !run.path.join("guests").is_dir() {
+        h.push_str("guest logs (guests/CELL/rep-N/) are not kept with this copy of the run\n");
+    }
     for (arch, a) in &env.accel {
         h.push_str(&format!("accel {arch}: {} ({})\n", a.short(), a.reason));
         if let Clock::Instructions(_) = a.clock {
