@@ -139,6 +139,61 @@ pub fn regression(r: &Row) -> String {
     )
 }
 
+/// What a CI system is told about one cell or one gated row: the one
+/// mapping JUnit and KCIDB both draw from, so that a dashboard fed either
+/// counts the same passes, failures and expected failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The code did what was asked: a cell that worked, a gated row of a
+    /// gated comparison that did not regress.
+    Pass,
+    /// Measured, but nothing was asked of the code: a gated metric in a
+    /// comparison that gates nothing (two configurations side by side), or
+    /// a row these boots cannot decide. The gate passes such rows (exit 0),
+    /// so no consumer may fail them.
+    Measured,
+    /// The code failed: a boot, workload or correctness check, or a gated
+    /// metric that regressed.
+    Fail,
+    /// Failed as the matrix's `expect_fail` says, for the reason it gives.
+    ExpectedFail,
+    /// Nothing was learnt about the code: the input was bad or the machine
+    /// failed (or no boot ran at all).
+    Broken,
+    /// A row with no values on one side (its cell failed): not compared.
+    NotCompared,
+}
+
+impl Outcome {
+    pub fn of_cell(c: &CellResult) -> Outcome {
+        match (c.status(), c.worst_failure().map(|f| f.class)) {
+            (Status::Pass, _) => Outcome::Pass,
+            _ if c.failed_as_expected() => Outcome::ExpectedFail,
+            (_, Some(FailureClass::Input | FailureClass::Infrastructure)) | (_, None) => Outcome::Broken,
+            _ => Outcome::Fail,
+        }
+    }
+
+    /// A gated row of `table`: failing only where the gate fails (`--gate`
+    /// exits 7 on the same rows).
+    pub fn of_row(r: &Row, table: &Table) -> Outcome {
+        match r.j.verdict {
+            Verdict::Missing => Outcome::NotCompared,
+            Verdict::Worse if table.gate => Outcome::Fail,
+            Verdict::Inconclusive | Verdict::TooFew => Outcome::Measured,
+            _ if table.gate => Outcome::Pass,
+            _ => Outcome::Measured,
+        }
+    }
+}
+
+/// The gated rows CI systems get, in every comparison a run has (gated
+/// or not): the headline metrics' verdicts belong on a CI page whether or
+/// not they may fail it.
+pub fn ci_rows(tables: &[Table]) -> impl Iterator<Item = (&Table, &Row, Outcome)> {
+    tables.iter().flat_map(|t| t.rows.iter().filter(|r| r.j.gated).map(move |r| (t, r, Outcome::of_row(r, t))))
+}
+
 /// The gate's verdict in a few lines, and its exit code (0 or 7).
 pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
     let mut out = format!(
@@ -297,7 +352,15 @@ impl RunReport {
             Format::Text => Style::Text,
             Format::Markdown => Style::Markdown,
             Format::Html => return html::render(self),
-            Format::Junit => return junit::render(&self.name, &self.cells, &self.tables, self.incomplete.as_deref()),
+            Format::Junit => {
+                return junit::render(
+                    &self.name,
+                    &self.env.harness_rev,
+                    &self.cells,
+                    &self.tables,
+                    self.incomplete.as_deref(),
+                )
+            }
             Format::Kcidb => return kcidb::render(self),
             Format::Json => return crate::results::store::run_json(&self.env, &self.plan, &self.cells),
         };
