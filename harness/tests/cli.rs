@@ -382,3 +382,26 @@ fn a_normal_user_is_told_the_root_command_and_nothing_is_installed() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("6.12-fixed.dma32.storage.default"), "{out}");
 }
+
+/// A directory with cells/ but not the rest of a run is the user's to
+/// fix: exit 2, one line naming what is missing and what to do. Without
+/// plan.json a run still reports (baselines and runs from before plans
+/// were kept have none): as complete with what it has.
+#[test]
+fn report_of_cells_without_env_json_is_an_input_error() {
+    let published = std::fs::read_dir(root().join("results/published")).unwrap().flatten().map(|e| e.path()).max();
+    let published = published.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    copy_dir(&published.join("cells"), &run.join("cells"));
+    let o = bounce().arg("report").arg(&run).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("bounce: input error: "), "{err}");
+    assert!(err.contains(&format!("{} has cells/ but no env.json", run.display())), "{err}");
+    assert!(err.contains("copy the whole run directory"), "{err}");
+    std::fs::copy(published.join("env.json"), run.join("env.json")).unwrap();
+    let o = bounce().arg("report").arg(&run).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+}

@@ -223,7 +223,7 @@ print("patchsets", len(hashes[0]), len(hashes[1]), "same" if hashes[0] == hashes
 for t in data["tests"]:
     if t["path"].startswith("swiotlb.gate."):
         print("gate", t["path"], t["status"], t["number"]["unit"], builds[t["build_id"]]["config_name"])
-    elif t["path"] == "swiotlb.dmabench.default":
+    elif t["path"] == "swiotlb.dmabench.sev-emulated.default":
         print("cell", t["status"], builds[t["build_id"]]["config_name"])
 "#;
     let o = std::process::Command::new(python_with("kcidb-io")).arg("-c").arg(KCIDB).arg(&kcidb).output().unwrap();
@@ -235,7 +235,9 @@ for t in data["tests"]:
     assert_eq!(out.lines().filter(|l| l.starts_with("cell PASS ")).count(), 2, "{out}");
     assert!(
         out.lines()
-            .any(|l| l.starts_with("gate swiotlb.gate.dmabench.map_us ") && l.ends_with(" % 6.12-dynamic+defect-slow")),
+            .any(|l| l.starts_with(
+                "gate swiotlb.gate.kernel_6_12-dynamic_vs_6_12-dynamic_defect-slow.dmabench.sev-emulated.swiotlb_default.map_us ",
+            ) && l.ends_with(" % 6.12-dynamic+defect-slow")),
         "the gate's verdict is filed under the patched build:\n{out}"
     );
 

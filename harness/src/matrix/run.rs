@@ -505,6 +505,9 @@ pub(crate) async fn run_one(
     };
     // The scratch disk held only what the guest wrote, now judged.
     let _ = std::fs::remove_file(dir.join("scratch.img"));
+    // The record names the boot's files as the run directory holds them,
+    // so a copied or published run still points at its own logs.
+    let failure = failure.map(|f| Failure { message: crate::results::relative_to_run(&f.message, &rel), ..f });
     Ok((
         RepResult {
             rep,

@@ -44,6 +44,12 @@ pub fn render(r: &RunReport) -> String {
         out.push_str(&format!("**{line}**\n\n"));
     }
     out.push_str(&format!("## bounce run {}\n\n", r.name));
+    if r.env.dirty() {
+        out.push_str(&format!(
+            "**{}**\n\n",
+            super::dirty_warning(&r.env).iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+        ));
+    }
     for p in conclusion::paragraphs(&r.cells, &r.tables, r.gate.as_deref()) {
         out.push_str(&format!("{p}\n\n"));
     }

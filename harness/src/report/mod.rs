@@ -144,7 +144,9 @@ pub fn render(table: &Table, markdown: bool) -> String {
 /// boots failed) is one line for all its rows, and counters present on
 /// one side only (a kernel that has them) are one line per cell.
 pub fn missing_lines(t: &Table) -> Vec<String> {
-    let mut groups: Vec<((&str, &str, &str), Vec<&Row>)> = Vec::new();
+    // (profile, workload, context): the cell pair the rows come from.
+    type Pair<'a> = (&'a str, &'a str, &'a str);
+    let mut groups: Vec<(Pair, Vec<&Row>)> = Vec::new();
     for r in t.rows.iter().filter(|r| r.j.verdict == Verdict::Missing) {
         let g = (r.profile.as_str(), r.workload.as_str(), r.context.as_str());
         match groups.iter_mut().find(|(k, _)| *k == g) {
@@ -152,7 +154,7 @@ pub fn missing_lines(t: &Table) -> Vec<String> {
             None => groups.push((g, vec![r])),
         }
     }
-    let side_has = |g: (&str, &str, &str), base: bool| {
+    let side_has = |g: Pair, base: bool| {
         t.rows.iter().any(|r| {
             (r.profile.as_str(), r.workload.as_str(), r.context.as_str()) == g
                 && if base { r.j.base.is_some() } else { r.j.new.is_some() }
@@ -204,6 +206,61 @@ pub fn regression(r: &Row) -> String {
         r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()),
         r.j.threshold_pct,
     )
+}
+
+/// What a CI system is told about one cell or one gated row: the one
+/// mapping JUnit and KCIDB both draw from, so that a dashboard fed either
+/// counts the same passes, failures and expected failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The code did what was asked: a cell that worked, a gated row of a
+    /// gated comparison that did not regress.
+    Pass,
+    /// Measured, but nothing was asked of the code: a gated metric in a
+    /// comparison that gates nothing (two configurations side by side), or
+    /// a row these boots cannot decide. The gate passes such rows (exit 0),
+    /// so no consumer may fail them.
+    Measured,
+    /// The code failed: a boot, workload or correctness check, or a gated
+    /// metric that regressed.
+    Fail,
+    /// Failed as the matrix's `expect_fail` says, for the reason it gives.
+    ExpectedFail,
+    /// Nothing was learnt about the code: the input was bad or the machine
+    /// failed (or no boot ran at all).
+    Broken,
+    /// A row with no values on one side (its cell failed): not compared.
+    NotCompared,
+}
+
+impl Outcome {
+    pub fn of_cell(c: &CellResult) -> Outcome {
+        match (c.status(), c.worst_failure().map(|f| f.class)) {
+            (Status::Pass, _) => Outcome::Pass,
+            _ if c.failed_as_expected() => Outcome::ExpectedFail,
+            (_, Some(FailureClass::Input | FailureClass::Infrastructure)) | (_, None) => Outcome::Broken,
+            _ => Outcome::Fail,
+        }
+    }
+
+    /// A gated row of `table`: failing only where the gate fails (`--gate`
+    /// exits 7 on the same rows).
+    pub fn of_row(r: &Row, table: &Table) -> Outcome {
+        match r.j.verdict {
+            Verdict::Missing => Outcome::NotCompared,
+            Verdict::Worse if table.gate => Outcome::Fail,
+            Verdict::Inconclusive | Verdict::TooFew => Outcome::Measured,
+            _ if table.gate => Outcome::Pass,
+            _ => Outcome::Measured,
+        }
+    }
+}
+
+/// The gated rows CI systems get, in every comparison a run has (gated
+/// or not): the headline metrics' verdicts belong on a CI page whether or
+/// not they may fail it.
+pub fn ci_rows(tables: &[Table]) -> impl Iterator<Item = (&Table, &Row, Outcome)> {
+    tables.iter().flat_map(|t| t.rows.iter().filter(|r| r.j.gated).map(move |r| (t, r, Outcome::of_row(r, t))))
 }
 
 /// The gate's verdict in a few lines, and its exit code (0 or 7).
@@ -315,7 +372,9 @@ pub struct RunReport {
 impl RunReport {
     pub fn load(root: &Path, run: &RunDir, noise: &NoiseTable) -> Result<RunReport> {
         let env = run.read_env()?;
-        let cells = run.read_cells()?;
+        let mut cells = run.read_cells()?;
+        // Runs stored before records named files relative to the run.
+        cells.iter_mut().for_each(CellResult::relative_paths);
         let compare = if env.compare.is_empty() {
             // A run stored before comparisons were kept with it.
             Matrix::load(root, Path::new(&env.matrix_file))?.compare
@@ -325,10 +384,14 @@ impl RunReport {
         let tables = stats::compare::in_run(&cells, &compare, noise);
         let plan = run.read_plan()?;
         let incomplete = plan.incomplete(&cells);
+        let mut head = summary::head(&run.name(), &env);
+        if env.dirty() {
+            head.splice(1..1, dirty_warning(&env));
+        }
         Ok(RunReport {
             name: run.name(),
             header: header(run, &env),
-            head: summary::head(&run.name(), &env),
+            head,
             env,
             plan,
             cells,
@@ -363,7 +426,15 @@ impl RunReport {
             Format::Markdown => return Ok(markdown::render(self)),
             Format::Html => return html::render(self),
             Format::Email => return Ok(email::render(self)),
-            Format::Junit => return junit::render(&self.name, &self.cells, &self.tables, self.incomplete.as_deref()),
+            Format::Junit => {
+                return junit::render(
+                    &self.name,
+                    &self.env.harness_rev,
+                    &self.cells,
+                    &self.tables,
+                    self.incomplete.as_deref(),
+                )
+            }
             Format::Kcidb => return kcidb::render(self),
             Format::Json => return crate::results::store::run_json(&self.env, &self.plan, &self.cells),
         };
@@ -409,16 +480,36 @@ pub fn calibration(
     text
 }
 
+/// Said on a report's first screen when the harness that measured the
+/// run had uncommitted changes. Nothing copies a run into
+/// `results/published/` but a person, so the report itself must say it.
+pub(super) fn dirty_warning(env: &RunEnv) -> Vec<String> {
+    vec![
+        format!("WARNING: harness {} had uncommitted changes:", env.harness_rev),
+        "  no commit reproduces this run; publish runs of a clean tree only".to_string(),
+    ]
+}
+
+/// The run's provenance. It names the run, not the directory it was read
+/// from, and files by their place in the run directory: a report is read
+/// where the run was copied to, not where it ran.
 fn header(run: &RunDir, env: &RunEnv) -> String {
     let qemu: Vec<String> = env.qemu.values().cloned().collect();
     let mut h = format!(
         "bounce run {} (harness {})\nhost: {}, {} cores; {}\n",
-        run.path.display(),
+        run.name(),
         env.harness_rev,
         env.host.cpu_model,
         env.host.cores,
         qemu.join(", "),
     );
+    if env.dirty() {
+        h.push_str(&dirty_warning(env).join("\n"));
+        h.push('\n');
+    }
+    if !run.path.join("guests").is_dir() {
+        h.push_str("guest logs (guests/CELL/rep-N/) are not kept with this copy of the run\n");
+    }
     for (arch, a) in &env.accel {
         h.push_str(&format!("accel {arch}: {} ({})\n", a.short(), a.reason));
         if let Clock::Instructions(_) = a.clock {
@@ -536,6 +627,13 @@ fn full(r: &RunReport, style: Style) -> String {
     let text = style == Style::Text;
     let first = summary::render(&r.head, &r.cells, &r.tables, r.gate.as_deref());
     let mut out = String::new();
+    // Before the conclusion: it says how far that can be trusted.
+    if r.env.dirty() {
+        for l in dirty_warning(&r.env) {
+            out.push_str(&format!("{l}\n"));
+        }
+        out.push('\n');
+    }
     for p in conclusion::paragraphs(&r.cells, &r.tables, r.gate.as_deref()) {
         out.push_str(&text::wrap(&p, ""));
         out.push('\n');

@@ -131,6 +131,12 @@ pub struct ShardNote {
 }
 
 impl RunEnv {
+    /// Measured by a harness with uncommitted changes (`harness_rev` ends
+    /// in `-dirty`): no commit reproduces the run exactly.
+    pub fn dirty(&self) -> bool {
+        self.harness_rev.ends_with("-dirty")
+    }
+
     /// Why numbers from `self` and `other` should not be compared, if they
     /// should not: a different accelerator, QEMU or host class changes
     /// every timing more than any patch does.

@@ -341,6 +341,46 @@ impl RunPlan {
     }
 }
 
+/// `message` with every absolute path into `guest_dir` (a boot's
+/// `guests/CELL/rep-N`) cut to the part under the run directory: a run is
+/// copied, published and read elsewhere, where only its own layout holds.
+pub fn relative_to_run(message: &str, guest_dir: &str) -> String {
+    if guest_dir.is_empty() {
+        return message.to_string();
+    }
+    let needle = format!("/{}", guest_dir.trim_end_matches('/'));
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(&needle) {
+        let (before, after) = (&rest[..at], &rest[at + needle.len()..]);
+        // `rep-1` is no prefix of `rep-10`.
+        let whole = !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        let start = before.rfind(|c: char| c.is_whitespace() || "([{`'\"=,;".contains(c)).map(|i| i + 1).unwrap_or(0);
+        if whole && before[start..].starts_with('/') {
+            out.push_str(&before[..start]);
+            out.push_str(guest_dir.trim_end_matches('/'));
+        } else {
+            out.push_str(before);
+            out.push_str(&needle);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+impl CellResult {
+    /// Every failure's paths made relative to the run directory (see
+    /// [`relative_to_run`]): what a run stored before records did so.
+    pub fn relative_paths(&mut self) {
+        for r in &mut self.reps {
+            if let Some(f) = &mut r.failure {
+                f.message = relative_to_run(&f.message, &r.guest_dir);
+            }
+        }
+    }
+}
+
 /// Cells made by hand, for the tests of everything that reads the model.
 #[cfg(test)]
 pub mod testing {
@@ -420,5 +460,29 @@ mod tests {
         plan.boots.truncate(1);
         plan.state = RunState::Complete;
         assert_eq!(plan.incomplete(&cells), None);
+    }
+
+    #[test]
+    fn paths_into_a_boots_directory_become_relative_to_the_run() {
+        let g = "guests/k.p.w.s/rep-1";
+        let abs = "/work/x/results/runs/R-dirty/guests/k.p.w.s/rep-1";
+        assert_eq!(
+            relative_to_run(&format!("rc=1 (channel: {abs}/channel.log)"), g),
+            "rc=1 (channel: guests/k.p.w.s/rep-1/channel.log)"
+        );
+        assert_eq!(
+            relative_to_run(&format!("QEMU exited [{abs}/qemu.stderr]; console: {abs}/console.log"), g),
+            "QEMU exited [guests/k.p.w.s/rep-1/qemu.stderr]; console: guests/k.p.w.s/rep-1/console.log"
+        );
+        // Another boot's directory, a relative path and other files stay.
+        for kept in [
+            "see /r/guests/k.p.w.s/rep-10/console.log",
+            "see guests/k.p.w.s/rep-1/console.log",
+            "see x/guests/k.p.w.s/rep-1/console.log",
+            "[/root/.cache/bounce/kvm-probe/qemu.stderr]",
+        ] {
+            assert_eq!(relative_to_run(kept, g), kept);
+        }
+        assert_eq!(relative_to_run("no path", ""), "no path");
     }
 }

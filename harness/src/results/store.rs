@@ -57,8 +57,18 @@ impl RunDir {
         write_json(&self.path.join("env.json"), env)
     }
 
+    /// Without env.json the cells cannot be judged (which kernels, which
+    /// machine, which comparisons): the directory given is not a whole
+    /// run, which is the caller's to fix, not the machine's.
     pub fn read_env(&self) -> Result<RunEnv> {
-        read_json(&self.path.join("env.json"))
+        let path = self.path.join("env.json");
+        if !path.exists() {
+            return Err(Failure::input(format!(
+                "{} has cells/ but no env.json (the kernels, host and comparisons the cells were measured with): copy the whole run directory, not only its cells",
+                self.path.display()
+            )));
+        }
+        read_json(&path)
     }
 
     pub fn write_plan(&self, plan: &RunPlan) -> Result<()> {
