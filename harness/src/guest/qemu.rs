@@ -239,7 +239,13 @@ impl GuestSpec {
         for a in self.terminal_args("results.txt") {
             out.push(if a.contains(' ') || a.is_empty() { format!("'{a}'") } else { a });
         }
-        out.join(" ")
+        // The relays run this process's binary through /proc, which ends
+        // with it: a person pasting the line later needs its path.
+        let own = format!("/proc/{}/exe", std::process::id());
+        match std::env::current_exe() {
+            Ok(exe) => out.join(" ").replace(&own, &exe.display().to_string()),
+            Err(_) => out.join(" "),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::failure::{Classify, Failure, Result};
 use crate::guest::qemu::{Forward, PEER_ADDR};
 use serde::{Deserialize, Serialize};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,8 +33,17 @@ pub struct Peers {
 
 impl Peers {
     fn add(&mut self, key: &str, port: u16) -> Result<()> {
-        let exe =
-            std::env::current_exe().infra(|| "cannot find the harness's own binary (for `bounce relay`)".into())?;
+        // This process's own binary through /proc: a rebuild that replaces
+        // the file during a run (cargo does, under `cargo run -- matrix`)
+        // left every later relay pointing at `bounce (deleted)`, and every
+        // network cell of that run failed with iperf3's "control socket
+        // has closed unexpectedly" (measured).
+        let own = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
+        let exe = if own.exists() {
+            own
+        } else {
+            std::env::current_exe().infra(|| "cannot find the harness's own binary (for `bounce relay`)".into())?
+        };
         let exe = exe.to_str().ok_or_else(|| Failure::infra(format!("{}: not UTF-8", exe.display())))?;
         let exe = shlex::try_quote(exe).infra(|| format!("cannot quote {exe}"))?;
         self.forwards.push(Forward { port, relay: format!("{exe} relay 127.0.0.1:{port}") });
