@@ -49,7 +49,7 @@ fn dry_run_lists_the_default_matrix() {
     ] {
         assert!(out.contains(&format!("{cell}  (")), "{cell}: {out}");
     }
-    assert!(out.contains("skip 6.12-dynamic.nvme.memory.1mib: profile is only for storage"), "{out}");
+    assert!(out.contains("skip 6.12-dynamic.nvme.growth.256k: profile is only for storage"), "{out}");
     assert!(!out.contains("dmabench.256k") && !out.contains("growth.default"), "{out}");
     assert!(out.contains("6.12-fixed.arm64-embedded.drm.1mib") && !out.contains("storage.1mib "), "{out}");
     // Growth under real I/O: a 256 KiB pool under storage and network,
