@@ -103,7 +103,16 @@ fn moved(rows: &[&Row]) -> Vec<String> {
             contexts.dedup();
             let ctx = if contexts.is_empty() { String::new() } else { format!(" [{}]", contexts.join(", ")) };
             let how = if g.iter().all(|r| r.j.noise_source == NoiseSource::Deterministic) {
-                format!("the same in every boot, beyond its {:.1}% floor", g[0].j.threshold_pct)
+                let floor = g[0].j.threshold_pct;
+                let beyond = g.iter().filter(|r| r.j.delta_pct.is_none_or(|d| d.abs() > r.j.threshold_pct)).count();
+                let rel = if beyond == g.len() {
+                    format!("beyond its {floor:.1}% floor")
+                } else if beyond == 0 {
+                    format!("within its {floor:.1}% floor, so no gate fails on it")
+                } else {
+                    format!("{beyond} of {} beyond its {floor:.1}% floor", g.len())
+                };
+                format!("the same in every boot on each side, {rel}")
             } else {
                 let q = g.iter().filter_map(|r| r.j.q).fold(0.0, f64::max);
                 format!("q <= {q:.3}, beyond its threshold")
@@ -211,7 +220,7 @@ mod tests {
         let p = paragraphs(&cells, &tables, None);
         assert!(p[0].starts_with("Correctness: 2 of 2 cells (12 boots) passed every boot."), "{}", p[0]);
         assert!(p[1].contains("1 REGRESSED: dmabench.map_us +50.0% on sev-emulated [default]"), "{}", p[1]);
-        assert!(p[1].contains("(the same in every boot, beyond its 5.0% floor)"), "{}", p[1]);
+        assert!(p[1].contains("(the same in every boot on each side, beyond its 5.0% floor)"), "{}", p[1]);
     }
 
     #[test]

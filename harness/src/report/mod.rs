@@ -67,10 +67,17 @@ pub fn mde_cell(r: &Row) -> String {
     }
 }
 
-/// A row's verdict: `REGRESSED` for a gated metric worse in a gated table.
+/// A row's verdict: `REGRESSED` for a gated metric worse beyond its
+/// threshold in a gated table; a deterministic change below the floor is
+/// `worse (< floor)`, decided but not failing.
 pub fn verdict_cell(r: &Row, gate: bool) -> String {
-    if gate && r.j.gated && r.j.verdict == Verdict::Worse {
+    if gate && r.j.regressed() {
         "REGRESSED".to_string()
+    } else if r.j.noise_source == NoiseSource::Deterministic
+        && matches!(r.j.verdict, Verdict::Worse | Verdict::Better | Verdict::Changed)
+        && r.j.delta_pct.is_some_and(|d| d.abs() <= r.j.threshold_pct)
+    {
+        format!("{} (< floor)", r.j.verdict.label())
     } else {
         r.j.verdict.label().to_string()
     }
@@ -194,8 +201,15 @@ pub const METHOD: &str = "verdicts: one value per boot (the boot is the unit); s
 
 /// One gated row that regressed: where, what, how much, how sure.
 pub fn regression(r: &Row) -> String {
+    // What decided it: the rank test's q, or the rule that needs none.
+    let how = match r.j.rule() {
+        Some(rule) => format!("{rule}, floor {:.1}%", r.j.threshold_pct),
+        None => {
+            format!("q {}, threshold {:.1}%", r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()), r.j.threshold_pct)
+        }
+    };
     format!(
-        "{} {}.{} [{}]: {} -> {} ({}, q {}, threshold {:.1}%)",
+        "{} {}.{} [{}]: {} -> {} ({}, {how})",
         r.profile,
         r.metric,
         r.context,
@@ -203,8 +217,6 @@ pub fn regression(r: &Row) -> String {
         r.j.base.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
         r.j.new.map(|(v, _)| fmt_value(v)).unwrap_or("-".into()),
         pct(r.j.delta_pct),
-        r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()),
-        r.j.threshold_pct,
     )
 }
 
@@ -282,7 +294,28 @@ pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
     if g.gated_rows == 0 {
         out.push_str("  (nothing gated: no gated comparison or no gated metric in these cells)\n");
     }
-    let code = if g.regressions.is_empty() { 0 } else { FailureClass::Regression.exit_code() };
+    if g.tables > 1 {
+        out.push_str(&format!(
+            "  {} gated comparisons: a tested row fails only with q < {:.4} (0.05 / {})\n",
+            g.tables,
+            stats::ALPHA / g.tables as f64,
+            g.tables
+        ));
+    }
+    if !g.unjudged.is_empty() {
+        out.push_str(&format!("  {} of {} gated rows could not be judged:\n", g.unjudged.len(), g.gated_rows));
+        for u in g.unjudged.iter().take(10) {
+            out.push_str(&format!("    {u}\n"));
+        }
+        if g.unjudged.len() > 10 {
+            out.push_str(&format!("    ... and {} more\n", g.unjudged.len() - 10));
+        }
+    }
+    let failed = !g.regressions.is_empty() || g.judged_nothing();
+    if g.judged_nothing() {
+        out.push_str("  FAILED: the gate judged none of its gated rows, so it passes nothing\n");
+    }
+    let code = if failed { FailureClass::Regression.exit_code() } else { 0 };
     (out, code)
 }
 

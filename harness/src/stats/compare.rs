@@ -44,7 +44,7 @@ pub struct Table {
 
 impl Table {
     pub fn regressions(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter().filter(move |r| self.gate && r.j.gated && r.j.verdict == Verdict::Worse)
+        self.rows.iter().filter(move |r| self.gate && r.j.regressed())
     }
 }
 
@@ -116,14 +116,18 @@ pub fn judge_pairs(title: String, gate: bool, pairs: &[Pair], noise: &NoiseTable
             });
         }
     }
-    let gated = pending.iter().filter(|p| p.decl.gate).count();
-    let rest = pending.len() - gated;
+    // Rows that held still on both sides are decided without a test, so
+    // they are no part of the family the correction divides among.
+    let exact: Vec<bool> =
+        pending.iter().map(|p| super::held_still(&p.decl, &p.base) && super::held_still(&p.decl, &p.new)).collect();
+    let gated = pending.iter().zip(&exact).filter(|(p, e)| p.decl.gate && !**e).count();
+    let rest = pending.iter().zip(&exact).filter(|(p, e)| !p.decl.gate && !**e).count();
     let mut judged: Vec<Judgement> = pending
         .iter()
         .map(|p| judge(&p.decl, &p.base, &p.new, p.noise, if p.decl.gate { gated } else { rest }))
         .collect();
     for family in [true, false] {
-        let idx: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].decl.gate == family).collect();
+        let idx: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].decl.gate == family && !exact[i]).collect();
         let decls: Vec<&MetricDecl> = idx.iter().map(|&i| &pending[i].decl).collect();
         let samples: Vec<(&[f64], &[f64])> =
             idx.iter().map(|&i| (pending[i].base.as_slice(), pending[i].new.as_slice())).collect();
@@ -175,18 +179,50 @@ pub struct GateOutcome {
     pub regressions: Vec<(String, Row)>,
     /// Gated rows that could not be decided either way.
     pub inconclusive: usize,
+    /// Gated rows the gate could not judge (a side missing, fewer than two
+    /// boots, or undecided), named: `table: metric on profile [context]`.
+    pub unjudged: Vec<String>,
+    /// Gated tables whose tested rows were corrected together (Bonferroni
+    /// across tables on top of Benjamini-Hochberg within each).
+    pub tables: usize,
 }
 
+impl GateOutcome {
+    /// A gate that judged none of its gated rows passed nothing: it fails.
+    pub fn judged_nothing(&self) -> bool {
+        self.gated_rows > 0 && self.unjudged.len() == self.gated_rows
+    }
+}
+
+/// The gate over every gated table. Each table's rows are corrected within
+/// it; a gate that ORs k tables would raise k times the false alarms, so a
+/// tested (not deterministic) row fails it only when its q is below
+/// ALPHA / k. Deterministic rows need no test and fail when beyond their
+/// floor.
 pub fn gate(tables: &[Table]) -> GateOutcome {
     let gated: Vec<(&Table, &Row)> = tables
         .iter()
         .filter(|t| t.gate)
         .flat_map(|t| t.rows.iter().filter(|r| r.j.gated).map(move |r| (t, r)))
         .collect();
+    let tested = |r: &Row| r.j.noise_source != super::NoiseSource::Deterministic;
+    let k = tables.iter().filter(|t| t.gate && t.rows.iter().any(|r| r.j.gated && tested(r))).count().max(1);
+    let regressions = tables
+        .iter()
+        .flat_map(|t| t.regressions().map(|r| (t.title.clone(), r.clone())))
+        .filter(|(_, r)| r.j.rule().is_some() || r.j.q.is_some_and(|q| q < super::ALPHA / k as f64))
+        .collect();
+    let unjudged = gated
+        .iter()
+        .filter(|(_, r)| matches!(r.j.verdict, Verdict::Missing | Verdict::TooFew | Verdict::Inconclusive))
+        .map(|(t, r)| format!("{}: {} on {} [{}]", t.title, r.metric, r.profile, r.context))
+        .collect();
     GateOutcome {
         gated_rows: gated.len(),
-        regressions: tables.iter().flat_map(|t| t.regressions().map(|r| (t.title.clone(), r.clone()))).collect(),
+        regressions,
         inconclusive: gated.iter().filter(|(_, r)| r.j.verdict == Verdict::Inconclusive).count(),
+        unjudged,
+        tables: k,
     }
 }
 
@@ -259,6 +295,59 @@ mod tests {
         assert_eq!(g.regressions[0].1.metric, "dmabench.map_us");
         // The informational row moved as much, and is judged, but gates nothing.
         assert_eq!(t.rows.iter().find(|r| !r.j.gated).unwrap().j.verdict, Verdict::Worse);
+    }
+
+    fn gated_table(title: &str, rows: &[(&str, &[f64], &[f64], bool)]) -> Table {
+        let mut b = cell("a", &[]);
+        let mut n = cell("b", &[]);
+        for (name, base, new, deterministic) in rows {
+            let mut one = cell("a", &[(name, true, base)]);
+            let mut two = cell("b", &[(name, true, new)]);
+            for c in [&mut one, &mut two] {
+                c.metrics.values_mut().for_each(|m| m.decl.deterministic = *deterministic);
+            }
+            b.metrics.extend(one.metrics);
+            n.metrics.extend(two.metrics);
+        }
+        judge_pairs(title.into(), true, &[(&b, &n)], &NoiseTable::default(), &[])
+    }
+
+    #[test]
+    fn deterministic_rows_are_no_part_of_the_corrected_family() {
+        let still: &[f64] = &[5.0; 5];
+        let mut rows: Vec<(&str, &[f64], &[f64], bool)> = vec![("dmabench.map_us", BASE, SLOW, false)];
+        let names: Vec<String> = (0..10).map(|i| format!("memory.pool_{i}")).collect();
+        for n in &names {
+            rows.push((n, still, still, true));
+        }
+        let t = gated_table("t", &rows);
+        let noisy = t.rows.iter().find(|r| r.metric == "dmabench.map_us").unwrap();
+        // Alone in its family: q is its own p, not p x 11.
+        assert_eq!(noisy.j.q, noisy.j.p);
+        assert_eq!(noisy.j.verdict, Verdict::Worse);
+    }
+
+    #[test]
+    fn a_gate_over_several_tables_corrects_across_them_and_names_what_it_could_not_judge() {
+        // 4 boots a side, fully separated: p = 2/70 = 0.029.
+        let (base, slow) = (&BASE[..4], &SLOW[..4]);
+        let t = gated_table("one", &[("dmabench.map_us", base, slow, false)]);
+        let q = t.rows[0].j.q.unwrap();
+        assert!(q < crate::stats::ALPHA && q > crate::stats::ALPHA / 3.0, "q {q}");
+        assert_eq!(gate(std::slice::from_ref(&t)).regressions.len(), 1);
+        // The same row in three gated tables: each needs q < 0.05 / 3.
+        let three = [t.clone(), gated_table("two", &[("dmabench.map_us", base, slow, false)]), t.clone()];
+        let g = gate(&three);
+        assert_eq!((g.tables, g.regressions.len()), (3, 0));
+        // A gated row with no value on one side is counted and named; a
+        // gate that judged none of its rows fails.
+        let missing = gated_table("gone", &[("storage.bw_geomean", &[], BASE, false)]);
+        let g = gate(std::slice::from_ref(&missing));
+        assert_eq!(g.unjudged, ["gone: storage.bw_geomean on sev-emulated []"]);
+        assert!(g.judged_nothing());
+        let (text, code) = crate::report::gate_summary(&g);
+        assert_eq!(code, 7, "{text}");
+        assert!(text.contains("the gate judged none of its gated rows"), "{text}");
     }
 
     #[test]
