@@ -95,7 +95,9 @@ pub fn power(n1: usize, n2: usize, level: f64, delta: f64) -> f64 {
 /// probability, by bisection; remembered per (n1, n2, level), since the
 /// answer for any noise is this times the noise.
 pub fn mde_sd(n1: usize, n2: usize, level: f64) -> Option<f64> {
-    static SEEN: OnceLock<Mutex<HashMap<(usize, usize, u64), Option<f64>>>> = OnceLock::new();
+    // (n1, n2, level's bits) -> the MDE in SDs.
+    type Seen = Mutex<HashMap<(usize, usize, u64), Option<f64>>>;
+    static SEEN: OnceLock<Seen> = OnceLock::new();
     let key = (n1, n2, level.to_bits());
     if let Some(v) = SEEN.get_or_init(Default::default).lock().unwrap().get(&key) {
         return *v;
