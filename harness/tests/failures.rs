@@ -344,8 +344,10 @@ fn a_harness_killed_outright_leaves_no_qemu_or_iperf3_behind() {
         .unwrap();
     let harness = child.id();
     // The relays QEMU starts per guest connection are not the harness's
-    // children (GLib spawns them detached): found by their command line.
-    let relays = || processes_mentioning(env!("CARGO_BIN_EXE_bounce"), " relay 127.0.0.1:");
+    // children (GLib spawns them detached): found by their command line,
+    // which runs the harness's binary through /proc/HARNESS/exe.
+    let own = format!("/proc/{}/exe", child.id());
+    let relays = || processes_mentioning(&own, " relay 127.0.0.1:");
     let kids = wait_for(&mut child, 600, "the guest, the iperf3 server and a relayed connection", || {
         let mut kids = children_of(harness);
         let has = |name: &str| kids.iter().any(|(_, c)| c.starts_with(name));

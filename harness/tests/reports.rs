@@ -191,14 +191,20 @@ import sys
 from markdown_it import MarkdownIt
 html = MarkdownIt("commonmark").enable("table").render(open(sys.argv[1]).read())
 print("first", html.split("\n")[0][:30])
+print("pre", html[html.index("<pre>"):][:30])
 print("tables", html.count("<table>"))
 "#;
     let o =
         std::process::Command::new(python_with("markdown-it-py")).arg("-c").arg(MARKDOWN).arg(&md).output().unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("first <pre><code>bounce run "), "the summary leads, preformatted:\n{out}");
-    assert!(out.contains("tables 2"), "the comparison and the cells as tables:\n{out}");
+    // The run's title leads (its conclusion follows in prose), then the
+    // summary, preformatted; the decided rows, the comparison and the
+    // cells are tables.
+    assert!(out.contains("first <h2>bounce run "), "the title leads:\n{out}");
+    assert!(out.contains("pre <pre><code>bounce run "), "the summary, preformatted:\n{out}");
+    let tables: usize = out.lines().find_map(|l| l.strip_prefix("tables ")).unwrap().parse().unwrap();
+    assert!(tables >= 2, "the comparison and the cells as tables:\n{out}");
 
     // JUnit, through junitparser: a case per cell, one per gated row.
     let xml = dir.path().join("junit.xml");

@@ -203,7 +203,7 @@ pub const METHOD: &str = "verdicts: one value per boot (the boot is the unit); s
 pub fn regression(r: &Row) -> String {
     // What decided it: the rank test's q, or the rule that needs none.
     let how = match r.j.rule() {
-        Some(rule) => format!("{rule}, floor {:.1}%", r.j.threshold_pct),
+        Some(rule) => format!("{rule}, threshold {:.1}% (its floor)", r.j.threshold_pct),
         None => {
             format!("q {}, threshold {:.1}%", r.j.q.map(|q| format!("{q:.3}")).unwrap_or("-".into()), r.j.threshold_pct)
         }

@@ -50,7 +50,7 @@ pub fn head(run: &str, env: &RunEnv) -> Vec<String> {
 }
 
 /// A verdict in one character, after the delta in a grid cell.
-fn mark(v: Verdict, gate: bool) -> char {
+pub(super) fn mark(v: Verdict, gate: bool) -> char {
     match v {
         Verdict::Same => '=',
         Verdict::NoChange => '~',
