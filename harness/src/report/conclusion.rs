@@ -167,6 +167,13 @@ fn comparison(t: &Table) -> String {
         }
         s.push_str(&parts.join("; "));
         s.push('.');
+        let few = open.iter().filter(|r| r.j.verdict == Verdict::TooFew).count();
+        if few > 0 {
+            s.push_str(&format!(
+                " {few} had fewer than 2 boots on a side: nothing is decided from one boot, and one boot cannot show the noise that would say how many more are needed."
+            ));
+        }
+        let open: Vec<&Row> = open.into_iter().filter(|r| r.j.verdict == Verdict::Inconclusive).collect();
         if !open.is_empty() {
             let n = open.iter().filter_map(|r| r.j.base.map(|b| b.1)).min().unwrap_or(0);
             let needs: Vec<usize> = open.iter().filter_map(|r| boots_needed(r, gated.len())).collect();

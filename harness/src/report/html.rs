@@ -241,9 +241,18 @@ fn grid(t: &crate::stats::compare::Table) -> Option<Grid> {
                 .iter()
                 .map(|p| match gated.iter().find(|r| &r.profile == p && name(r) == n) {
                     Some(r) => {
-                        let v = super::verdict_cell(r, t.gate);
-                        let class = v.split(' ').next().unwrap_or("").replace(' ', "-");
-                        (format!("{} {}", pct(r.j.delta_pct), summary::mark(r.j.verdict, t.gate)), class)
+                        let class = match r.j.verdict {
+                            _ if t.gate && r.j.regressed() => "REGRESSED",
+                            Verdict::Better => "better",
+                            Verdict::Worse => "worse",
+                            Verdict::Changed => "changed",
+                            Verdict::NoChange | Verdict::Same => "same",
+                            Verdict::Inconclusive => "inconclusive",
+                            Verdict::TooFew => "toofew",
+                            Verdict::Missing => "missing",
+                        };
+                        let d = r.j.delta_pct.map(|d| format!("{d:+.1}%")).unwrap_or("n/a".into());
+                        (format!("{d} {}", summary::mark(r.j.verdict, t.gate)), class.to_string())
                     }
                     None => (".".to_string(), "none".to_string()),
                 })
