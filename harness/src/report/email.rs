@@ -9,7 +9,7 @@ use super::conclusion::{self, row_name};
 use super::{fmt_value, summary, RunReport};
 use crate::results::Status;
 use crate::stats::compare::Row;
-use crate::stats::{NoiseSource, Verdict};
+use crate::stats::NoiseSource;
 
 pub const WIDTH: usize = 75;
 /// Decided rows listed before the reply points at the full report: two
@@ -85,12 +85,7 @@ pub fn render(r: &RunReport) -> String {
         }
         out.push('\n');
     }
-    let decided: Vec<(&Row, bool)> = r
-        .tables
-        .iter()
-        .flat_map(|t| t.rows.iter().map(move |row| (row, t.gate)))
-        .filter(|(row, _)| matches!(row.j.verdict, Verdict::Better | Verdict::Worse | Verdict::Changed))
-        .collect();
+    let decided = r.decided_rows();
     if !decided.is_empty() {
         out.push_str(&format!("Rows that decided a change ({}):\n", decided.len()));
         // Gated rows first, then by the size of the change.

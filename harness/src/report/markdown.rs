@@ -10,7 +10,7 @@ use super::conclusion::{self, row_name};
 use super::{fmt_value, new_table, status, summary, verdict_cell, RunReport, METHOD};
 use crate::results::Status;
 use crate::stats::compare::Row;
-use crate::stats::{NoiseSource, Verdict};
+use crate::stats::NoiseSource;
 use comfy_table::Cell;
 
 /// Characters a comment may take (GitHub's limit is 65,536).
@@ -54,12 +54,7 @@ pub fn render(r: &RunReport) -> String {
         out.push_str(&format!("{p}\n\n"));
     }
     out.push_str(&format!("```\n{}```\n\n", summary::render(&r.head, &r.cells, &r.tables, r.gate.as_deref())));
-    let decided: Vec<(&Row, bool)> = r
-        .tables
-        .iter()
-        .flat_map(|t| t.rows.iter().map(move |row| (row, t.gate)))
-        .filter(|(row, _)| matches!(row.j.verdict, Verdict::Better | Verdict::Worse | Verdict::Changed))
-        .collect();
+    let decided = r.decided_rows();
     if !decided.is_empty() {
         out.push_str(&format!(
             "### Rows that decided a change ({}; * gated)\n\nThe shift is the Hodges-Lehmann estimate relative to the base median; it can differ from the ratio of the medians shown.\n\n",

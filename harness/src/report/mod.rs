@@ -443,6 +443,16 @@ impl RunReport {
         code
     }
 
+    /// Every row that decided a change, with whether its table gates: what
+    /// the review forms list after the grid.
+    pub fn decided_rows(&self) -> Vec<(&Row, bool)> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.rows.iter().map(move |row| (row, t.gate)))
+            .filter(|(row, _)| matches!(row.j.verdict, Verdict::Better | Verdict::Worse | Verdict::Changed))
+            .collect()
+    }
+
     /// The exit code a report of this run stands for: 130 for a run that
     /// did not finish, whatever its cells say; then the worst failure.
     pub fn exit_code(&self) -> i32 {
