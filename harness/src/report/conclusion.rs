@@ -183,11 +183,15 @@ fn comparison(t: &Table) -> String {
                 open.len(),
                 metrics.into_iter().collect::<Vec<_>>().join(", ")
             ));
-            match needs.iter().max() {
-                Some(m) if needs.len() == open.len() => {
+            match (needs.iter().max(), open.len() - needs.len()) {
+                (Some(m), 0) => {
                     s.push_str(&format!("; at the noise they showed, about {m} boots a side would decide them."))
                 }
-                _ => s.push_str(&format!("; at the noise they showed, not even {MAX_BOOTS} boots a side would.")),
+                (Some(m), rest) => s.push_str(&format!(
+                    "; at the noise they showed, about {m} boots a side would decide {} of them, and not even {MAX_BOOTS} the other {rest}.",
+                    needs.len()
+                )),
+                (None, _) => s.push_str(&format!("; at the noise they showed, not even {MAX_BOOTS} boots a side would.")),
             }
         }
     }

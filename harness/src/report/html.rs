@@ -243,6 +243,8 @@ fn grid(t: &crate::stats::compare::Table) -> Option<Grid> {
                     Some(r) => {
                         let class = match r.j.verdict {
                             _ if t.gate && r.j.regressed() => "REGRESSED",
+                            // Decided, but within the floor no gate fails on.
+                            Verdict::Worse if r.j.delta_pct.is_some_and(|d| d.abs() <= r.j.threshold_pct) => "minor",
                             Verdict::Better => "better",
                             Verdict::Worse => "worse",
                             Verdict::Changed => "changed",
