@@ -402,5 +402,7 @@ fn report_of_cells_without_env_json_is_an_input_error() {
     assert!(err.contains("copy the whole run directory"), "{err}");
     std::fs::copy(published.join("env.json"), run.join("env.json")).unwrap();
     let o = bounce().arg("report").arg(&run).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    // Complete now: the run's own verdict (the published run holds one
+    // unexpected correctness failure, 6), not an input error.
+    assert!(matches!(o.status.code(), Some(0) | Some(6)), "{:?} {}", o.status.code(), text(&o).1);
 }

@@ -128,8 +128,12 @@ fn four_vcpus_at_once_catch_an_area_searched_without_its_lock() {
         &["6.12-dynamic"],
         &["6.12-dynamic"],
         &["defect-area-lock.mbox"],
+        // Six rounds, not the matrix's two: a race is caught by chance,
+        // and at two rounds one boot of four missed it (measured).
         r#"profiles: [sev-emulated]
 workloads: [dmacheck, dmacheck-smp]
+params:
+  dmacheck-smp: {rounds: 6}
 swiotlb:
   1mib: "swiotlb=512,1"
 "#,
@@ -142,7 +146,12 @@ swiotlb:
     let f = failure_of(&r, "6.12-dynamic+defect-area-lock.sev-emulated.dmacheck-smp.1mib");
     assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
     assert!(
-        f.message.contains("Buffer overflow detected") || f.message.starts_with("dmacheck (min_align_mask "),
+        // Which check sees the race first varies: the kernel's overflow
+        // check, dmacheck's bytes, or the used-slot counter (below zero when
+        // two mappings freed the same slots, or slots never freed).
+        f.message.contains("Buffer overflow detected")
+            || f.message.starts_with("dmacheck (min_align_mask ")
+            || f.message.starts_with("swiotlb counters: io_tlb_used"),
         "{}",
         f.message
     );
