@@ -26,12 +26,8 @@ fn fill(text: &str, first: &str, rest: &str) -> String {
     format!("{}\n", textwrap::fill(text, &opts))
 }
 
-fn cut(mut l: String) -> String {
-    if l.len() > WIDTH {
-        l.truncate(WIDTH - 3);
-        l.push_str("...");
-    }
-    l
+fn cut(l: String) -> String {
+    summary::cut_to(l, WIDTH)
 }
 
 /// One decided row: where and what, the medians, the shift (the

@@ -16,9 +16,14 @@ use std::collections::BTreeMap;
 const WIDTH: usize = 80;
 
 /// A line cut to 80 columns, marked where it was cut.
-fn cut(mut l: String) -> String {
-    if l.len() > WIDTH {
-        l.truncate(WIDTH - 3);
+fn cut(l: String) -> String {
+    cut_to(l, WIDTH)
+}
+
+/// A line cut to `width` columns, marked where it was cut.
+pub(super) fn cut_to(mut l: String, width: usize) -> String {
+    if l.len() > width {
+        l.truncate(width - 3);
         l.push_str("...");
     }
     l
