@@ -383,9 +383,8 @@ fn a_normal_user_is_told_the_root_command_and_nothing_is_installed() {
 }
 
 /// A directory with cells/ but not the rest of a run is the user's to
-/// fix: exit 2, one line naming what is missing and what to do. Without
-/// plan.json a run still reports (baselines and runs from before plans
-/// were kept have none): as complete with what it has.
+/// fix: exit 2, one line naming what is missing and what to do; without
+/// plan.json nothing says whether the run finished, so that is the same.
 #[test]
 fn report_of_cells_without_env_json_is_an_input_error() {
     let published = std::fs::read_dir(root().join("results/published")).unwrap().flatten().map(|e| e.path()).max();
@@ -401,6 +400,12 @@ fn report_of_cells_without_env_json_is_an_input_error() {
     assert!(err.contains(&format!("{} has cells/ but no env.json", run.display())), "{err}");
     assert!(err.contains("copy the whole run directory"), "{err}");
     std::fs::copy(published.join("env.json"), run.join("env.json")).unwrap();
+    let o = bounce().arg("report").arg(&run).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{} has cells/ but no plan.json", run.display())), "{err}");
+    std::fs::copy(published.join("plan.json"), run.join("plan.json")).unwrap();
     let o = bounce().arg("report").arg(&run).output().unwrap();
     // Complete now: the run's own verdict (the published run holds one
     // unexpected correctness failure, 6), not an input error.

@@ -201,3 +201,35 @@ fn a_dirty_harness_is_said_first() {
         assert!(report(&run, "junit").contains(&format!("<property name=\"harness\" value=\"{rev}\"/>")));
     }
 }
+
+/// A kernel built from a git tree names its commit and, when the tree
+/// has a public https remote, its repository, and KCIDB still validates.
+#[test]
+fn a_git_checkout_names_its_commit_and_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    copy_dir(&published().join("cells"), &run.join("cells"));
+    std::fs::copy(published().join("plan.json"), run.join("plan.json")).unwrap();
+    let mut env: Value = serde_json::from_str(&std::fs::read_to_string(published().join("env.json")).unwrap()).unwrap();
+    let sha = "adc218676eef25575469234709c2d87185ca223a";
+    let url = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git";
+    for k in env["kernels"].as_object_mut().unwrap().values_mut() {
+        k["source"] = Value::String(format!("git:{sha}"));
+        k["repository_url"] = Value::String(url.into());
+    }
+    std::fs::write(run.join("env.json"), env.to_string()).unwrap();
+    let file = written(tmp.path(), "kcidb.json", &report(&run, "kcidb"));
+    let o = std::process::Command::new(python_with("kcidb-io"))
+        .arg("-c")
+        .arg("import json, sys, kcidb_io\nkcidb_io.schema.V5_3.validate_exactly(json.load(open(sys.argv[1])))")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kcidb-io rejected it:\n{}", text(&o).1);
+    let data: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let checkouts = data["checkouts"].as_array().unwrap();
+    assert!(!checkouts.is_empty());
+    for c in checkouts {
+        assert_eq!((c["git_commit_hash"].as_str(), c["git_repository_url"].as_str()), (Some(sha), Some(url)), "{c}");
+    }
+}

@@ -224,6 +224,7 @@ pub async fn build(cache: &Path, plan: Plan) -> Result<Kernel> {
         variant: variant.name.clone(),
         arch: arch.name.clone(),
         source: tree.identity.clone(),
+        repository_url: tree.repository_url.clone(),
         kernel_version: tree.version.clone(),
         config_base: variant.config.base.describe(),
         fragments: variant.config.fragments.clone(),

@@ -260,6 +260,7 @@ mod tests {
             config_base: "guest".into(),
             fragments: vec![],
             series: None,
+            repository_url: None,
             toolchain: "gcc".into(),
             swiotlb_dynamic: true,
             objects: 1,

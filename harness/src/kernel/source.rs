@@ -18,6 +18,10 @@ pub struct SourceTree {
     pub identity: String,
     /// `make kernelversion` of the tree.
     pub version: String,
+    /// Where a git tree is published (its `origin` remote), when that is
+    /// an https URL a dashboard can link to; a local path is not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_url: Option<String>,
 }
 
 pub fn prepare(cache: &Path, source: &Source) -> Result<SourceTree> {
@@ -53,12 +57,26 @@ pub fn prepare(cache: &Path, source: &Source) -> Result<SourceTree> {
                 ))
             })?;
             let identity = format!("git:{commit}");
-            unpack_once(cache, &identity, &format!("git-{}", &commit[..16]), |tmp| {
+            let mut tree = unpack_once(cache, &identity, &format!("git-{}", &commit[..16]), |tmp| {
                 let script = "git -C \"$1\" archive --format=tar \"$2\" | tar -x -C \"$3\"";
                 cmd::run(Command::new("sh").args(["-c", script, "archive"]).arg(path).arg(&commit).arg(tmp)).map(|_| ())
-            })
+            })?;
+            // Read each time, not cached with the tree: the same commit
+            // may be published from another remote later.
+            tree.repository_url =
+                cmd::stdout(Command::new("git").arg("-C").arg(path).args(["config", "--get", "remote.origin.url"]))
+                    .ok()
+                    .and_then(|u| https_url(&u));
+            Ok(tree)
         }
     }
+}
+
+/// KCIDB's `git_repository_url` must be a public https URL: a remote
+/// that is not one (ssh, a path) or that carries credentials is not kept.
+fn https_url(remote: &str) -> Option<String> {
+    let u = remote.trim();
+    (u.starts_with("https://") && u.len() > 8 && !u.contains(['@', ' '])).then(|| u.to_string())
 }
 
 /// The candidate version apt would download; local, no network.
@@ -145,7 +163,7 @@ fn unpack_once(cache: &Path, identity: &str, name: &str, fill: impl FnOnce(&Path
     let _ = std::fs::remove_file(src_root.join(format!("{name}.applied.json")));
     let _ = std::fs::remove_dir_all(src_root.join(format!("{name}.backup")));
     let version = cmd::stdout(Command::new("make").arg("-s").arg("-C").arg(&tree).arg("kernelversion"))?;
-    let t = SourceTree { path: tree, identity: identity.to_string(), version };
+    let t = SourceTree { path: tree, identity: identity.to_string(), version, repository_url: None };
     crate::paths::write_atomic(&marker, serde_json::to_string_pretty(&t).unwrap_or_default().as_bytes())?;
     Ok(t)
 }
@@ -258,6 +276,16 @@ mod tests {
         let t = prepare(&cache, &Source::Git { path: repo.clone(), reference: "v6.99".into() }).unwrap();
         assert_eq!(t.identity, format!("git:{commit}"));
         assert!(!t.path.join(".git").exists());
+        assert_eq!(t.repository_url, None, "no remote, no URL");
+        git(&["remote", "add", "origin", "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git"]);
+        let t = prepare(&cache, &Source::Git { path: repo.clone(), reference: "v6.99".into() }).unwrap();
+        assert_eq!(
+            t.repository_url.as_deref(),
+            Some("https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git")
+        );
+        for private in ["git@github.com:torvalds/linux.git", "https://user:token@example.org/linux.git", "/srv/linux"] {
+            assert_eq!(https_url(private), None, "{private}");
+        }
         let e = prepare(&cache, &Source::Git { path: repo, reference: "v7.0".into() }).unwrap_err();
         assert!(e.message.contains("`v7.0` is not a commit"), "{}", e.message);
     }

@@ -94,10 +94,11 @@ pub fn render(r: &RunReport) -> Result<String> {
             if let Some(s) = &k.series {
                 c["misc"] = json!({"series": s.name, "subjects": s.subjects, "series_origin": s.origin});
             }
-            // The tree's URL is not recorded (a git source is a local
-            // path, and KCIDB wants an https URL): the commit alone.
             if let Some(commit) = git_commit(&k.source) {
                 c["git_commit_hash"] = json!(commit);
+                if let Some(url) = &k.repository_url {
+                    c["git_repository_url"] = json!(url);
+                }
             }
             c
         });

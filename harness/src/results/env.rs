@@ -196,6 +196,9 @@ pub struct BuildMeta {
     pub variant: String,
     pub arch: String,
     pub source: String,
+    /// The git tree's public https URL, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_url: Option<String>,
     pub kernel_version: String,
     pub config_base: String,
     pub fragments: Vec<String>,

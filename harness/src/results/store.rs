@@ -10,7 +10,7 @@
 //! ```
 
 use super::env::RunEnv;
-use super::{CellResult, RunPlan, RunState};
+use super::{CellResult, RunPlan};
 use crate::failure::{Classify, Failure, Result};
 use crate::paths::write_atomic;
 use std::path::{Path, PathBuf};
@@ -75,17 +75,16 @@ impl RunDir {
         write_json(&self.path.join("plan.json"), plan)
     }
 
-    /// The run's plan; a run from before plans were kept counts as
-    /// complete with what it has.
+    /// The run's plan. Without it nothing says whether the run finished,
+    /// and an interrupted run would read as complete with what it has:
+    /// the directory given is not a whole run.
     pub fn read_plan(&self) -> Result<RunPlan> {
         let path = self.path.join("plan.json");
         if !path.exists() {
-            let cells = self.read_cells()?;
-            let boots = cells
-                .iter()
-                .flat_map(|c| c.reps.iter().map(|r| super::PlannedBoot { cell: c.key.clone(), rep: r.rep }))
-                .collect();
-            return Ok(RunPlan { boots, state: RunState::Complete, shard: None, timing: None });
+            return Err(Failure::input(format!(
+                "{} has cells/ but no plan.json (the boots the run planned, and whether it finished): copy the whole run directory, not only its cells",
+                self.path.display()
+            )));
         }
         read_json(&path)
     }
@@ -108,11 +107,15 @@ impl RunDir {
     }
 
     /// Keep this run's raw samples and environment as a named baseline
-    /// (`results/baselines/NAME/`: env.json and cells/, no guest logs).
+    /// (`results/baselines/NAME/`: env.json, plan.json and cells/, no guest
+    /// logs); only a finished run is one.
     pub fn save_baseline(&self, baselines: &Path, name: &str) -> Result<RunDir> {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name.chars().any(char::is_control)
         {
             return Err(Failure::input(format!("baseline name `{name}`: use a plain name (no `/`, no leading `.`)")));
+        }
+        if let Some(why) = self.read_plan()?.incomplete(&self.read_cells()?) {
+            return Err(Failure::input(format!("{}: an unfinished run is no baseline: {why}", self.path.display())));
         }
         let dest = baselines.join(name);
         let tmp = baselines.join(format!(".{name}.partial"));
@@ -120,6 +123,7 @@ impl RunDir {
         let copy = || -> std::io::Result<()> {
             std::fs::create_dir_all(tmp.join("cells"))?;
             std::fs::copy(self.path.join("env.json"), tmp.join("env.json"))?;
+            std::fs::copy(self.path.join("plan.json"), tmp.join("plan.json"))?;
             for e in std::fs::read_dir(self.path.join("cells"))? {
                 let p = e?.path();
                 if p.extension().is_some_and(|x| x == "json") {
