@@ -258,3 +258,31 @@ swiotlb:
     );
     assert!(f.message.contains("offset=0: device side after the importer's map: byte"), "{}", f.message);
 }
+
+/// Every pool growth adds is recorded (slabs, areas), and the pools the
+/// kernel lists must add up to the slabs it counts: a worker that counts
+/// its pool twice (every mapping still succeeds, the pool still grows,
+/// no counter goes below zero or past its total) fails that check alone,
+/// while the unpatched kernel records the pool it added.
+#[test]
+fn a_growth_pool_counted_twice_fails_the_pool_list_check() {
+    let _lock = heavy_lock();
+    let r = run_caught(
+        &["6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["defect-pool-count.mbox"],
+        r#"profiles: [sev-emulated]
+workloads: [growth]
+swiotlb:
+  256k: "swiotlb=128,1"
+"#,
+    );
+    let base = "6.12-dynamic.sev-emulated.growth.256k";
+    assert_eq!(r.cell(base).status(), Status::Pass, "{:?}", r.cell(base).worst_failure());
+    assert!(r.value(base, "growth.pools_added") >= 1.0);
+    assert_eq!((r.value(base, "growth.pool_slabs.0"), r.value(base, "growth.pool_slabs.1")), (128.0, 128.0));
+    assert_eq!(r.value(base, "growth.pool_areas.1"), 1.0);
+    let f = failure_of(&r, "6.12-dynamic+defect-pool-count.sev-emulated.growth.256k");
+    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
+    assert!(f.message.contains("pools listed hold"), "{}", f.message);
+}

@@ -625,7 +625,11 @@ pub fn verdict_row(c: &CellResult) -> Vec<String> {
         .map(|b| bytesize::ByteSize(b as u64).to_string())
         .or_else(|| median("used_hiwater_slabs").map(|h| format!("hiwater {h:.0} slabs")))
         .unwrap_or_else(|| "-".into());
-    let growth = median("pool_growth_slabs").map(|g| format!("+{g:.0} slabs")).unwrap_or_else(|| "-".into());
+    let growth = match (median("pool_growth_slabs"), median("pools_added")) {
+        (Some(g), Some(p)) if p > 0.0 => format!("+{g:.0} slabs ({p:.0} pool{})", if p == 1.0 { "" } else { "s" }),
+        (Some(g), _) => format!("+{g:.0} slabs"),
+        _ => "-".into(),
+    };
     let findings: Vec<&crate::results::Finding> = c.reps.iter().flat_map(|r| &r.log_findings).collect();
     let expected = findings.iter().filter(|f| f.expected_because.is_some()).count();
     let log = match (findings.len() - expected, expected) {

@@ -1,7 +1,7 @@
 //! Correctness around every workload: the kernel log, the swiotlb counters,
 //! and proof that the cell bounced at all.
 
-use super::parse::swiotlb_counters;
+use super::parse::{swiotlb_counters, swiotlb_pools};
 use super::{GuestOutput, Workload};
 use crate::failure::{Failure, FailureClass};
 use crate::guest::channel::Transcript;
@@ -71,6 +71,18 @@ pub fn counter_problems(t: &Transcript) -> Vec<String> {
     let (Some(boot), Some(end)) = (t.section("swiotlb-boot"), t.section("swiotlb-end")) else {
         return out;
     };
+    // The pools the kernel lists must add up to what it counts: a pool
+    // counted and not listed (or listed twice) is lost to, or shared by,
+    // the slot search.
+    for (when, sec) in [("at boot", boot), ("at the end", end)] {
+        let n = swiotlb_counters(&sec.lines).get("io_tlb_nslabs").copied();
+        if let (Some(pools), Some(n)) = (swiotlb_pools(&sec.lines), n) {
+            let listed: u64 = pools.iter().map(|p| p.slabs).sum();
+            if listed != n {
+                out.push(format!("io_tlb_nslabs {n} {when}, but the {} pools listed hold {listed} slabs", pools.len()));
+            }
+        }
+    }
     let boot = swiotlb_counters(&boot.lines);
     let end = swiotlb_counters(&end.lines);
     for (when, c) in [("at boot", &boot), ("at the end", &end)] {
@@ -249,6 +261,25 @@ mod tests {
         // A fixed kernel (no transient counter) cannot grow: nothing to say.
         let fixed = "io_tlb_nslabs 512\nio_tlb_used 0\nio_tlb_used_hiwater 512\n";
         assert!(counter_problems(&transcript("", "io_tlb_nslabs 512\nio_tlb_used 0\n", fixed)).is_empty());
+    }
+
+    #[test]
+    fn listed_pools_must_add_up_to_the_counted_slabs() {
+        let boot = "pool slabs 512 areas 1 start 0x0000000080000000\nio_tlb_nslabs 512\nio_tlb_used 0\nio_tlb_transient_nslabs 0\n";
+        let grown = "pool slabs 512 areas 1 start 0x80000000\npool slabs 512 areas 1 start 0x90000000\nio_tlb_nslabs 1024\nio_tlb_used 0\nio_tlb_transient_nslabs 0\nio_tlb_used_hiwater 900\n";
+        assert!(counter_problems(&transcript("", boot, grown)).is_empty());
+        let lost = grown.replace("io_tlb_nslabs 1024", "io_tlb_nslabs 1536");
+        assert_eq!(
+            counter_problems(&transcript("", boot, &lost)),
+            ["io_tlb_nslabs 1536 at the end, but the 2 pools listed hold 1024 slabs"]
+        );
+        // A kernel that lists no pools (no harness patch) is not judged on them.
+        assert!(counter_problems(&transcript(
+            "",
+            "io_tlb_nslabs 512\nio_tlb_used 0\n",
+            "io_tlb_nslabs 512\nio_tlb_used 0\n"
+        ))
+        .is_empty());
     }
 
     #[test]

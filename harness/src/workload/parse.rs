@@ -32,6 +32,27 @@ pub fn swiotlb_counters(lines: &[String]) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// One pool of the default swiotlb, as the harness kernels list them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pool {
+    pub slabs: u64,
+    pub areas: u64,
+}
+
+/// The pools listed among the counters (`pool slabs N areas A start
+/// ADDR`), the boot pool first; `None` where the kernel lists none (a
+/// kernel without the harness patch).
+pub fn swiotlb_pools(lines: &[String]) -> Option<Vec<Pool>> {
+    let pools: Vec<Pool> = lines
+        .iter()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["pool", "slabs", n, "areas", a, ..] => Some(Pool { slabs: n.parse().ok()?, areas: a.parse().ok()? }),
+            _ => None,
+        })
+        .collect();
+    (!pools.is_empty()).then_some(pools)
+}
+
 /// One dma_map_benchmark result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapBench {
@@ -140,6 +161,16 @@ pub fn common(t: &Transcript) -> BTreeMap<String, f64> {
                     out.insert(format!("tlb_{name}.{when}"), *v as f64);
                 }
             }
+        }
+    }
+    // Every pool growth added, in the order it was added: its slabs and
+    // areas (the boot pool's are `pool_slabs.0`, `pool_areas.0`).
+    if let Some(pools) = t.section("swiotlb-end").and_then(|s| swiotlb_pools(&s.lines)) {
+        let at_boot = t.section("swiotlb-boot").and_then(|s| swiotlb_pools(&s.lines)).map_or(1, |p| p.len());
+        out.insert("pools_added".into(), pools.len().saturating_sub(at_boot) as f64);
+        for (i, p) in pools.iter().enumerate() {
+            out.insert(format!("pool_slabs.{i}"), p.slabs as f64);
+            out.insert(format!("pool_areas.{i}"), p.areas as f64);
         }
     }
     out
@@ -285,6 +316,26 @@ mod tests {
         let g = growth(&Transcript::parse(&text)).unwrap();
         assert_eq!((g["growth_slabs_added"], g["growth_ok"], g["growth_transient_pools"]), (128.0, 1.0, 2.0));
         assert_eq!(g["growth_map_us"], 100.0);
+    }
+
+    #[test]
+    fn every_pool_growth_added_is_recorded_with_its_slabs_and_areas() {
+        let sec = |name: &str, body: &str| format!("@@bounce begin {name}\n{body}@@bounce end {name} rc=0\n");
+        let text = sec("swiotlb-boot", "pool slabs 512 areas 4 start 0x1000\nio_tlb_nslabs 512\n")
+            + &sec(
+                "swiotlb-end",
+                "pool slabs 512 areas 4 start 0x1000\npool slabs 128 areas 4 start 0x9000\npool slabs 512 areas 4 start 0xa000\nio_tlb_nslabs 1152\n",
+            );
+        let m = common(&Transcript::parse(&text));
+        assert_eq!(m["pools_added"], 2.0);
+        assert_eq!((m["pool_slabs.0"], m["pool_slabs.1"], m["pool_slabs.2"]), (512.0, 128.0, 512.0));
+        assert_eq!(m["pool_areas.2"], 4.0);
+        assert_eq!(m["pool_growth_slabs"], 640.0);
+        // Counters only (a kernel without the list): no pool rows.
+        let m = common(&Transcript::parse(
+            &(sec("swiotlb-boot", "io_tlb_nslabs 512\n") + &sec("swiotlb-end", "io_tlb_nslabs 512\n")),
+        ));
+        assert!(!m.contains_key("pools_added") && !m.contains_key("pool_slabs.0"));
     }
 
     #[test]

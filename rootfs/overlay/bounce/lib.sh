@@ -76,8 +76,11 @@ guarded() {
 	return $rc
 }
 
-# One "name value" line per swiotlb debugfs counter.
+# One "name value" line per swiotlb debugfs counter, after the harness
+# kernels' list of the default swiotlb's pools (`pool slabs N areas A
+# start ADDR`: the boot pool, then each one growth added).
 swiotlb_counters() {
+	[ -r /sys/kernel/debug/dmacheck/pools ] && cat /sys/kernel/debug/dmacheck/pools
 	for f in /sys/kernel/debug/swiotlb/*; do
 		[ -f "$f" ] && echo "${f##*/} $(cat "$f")"
 	done
