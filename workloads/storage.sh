@@ -4,6 +4,12 @@ workload_main() {
 	tools_mount || return 1
 	disk=$(scratch_disk) || { echo "storage: no scratch disk in this guest" >&3; return 1; }
 	section storage-disk echo "$disk"
+	# NUMJOBS > 1: that many fio processes at once (as many as vCPUs, one
+	# queue each), each writing and verifying its own SIZE_MIB of the disk,
+	# reported as one job.
+	numjobs=${BOUNCE_NUMJOBS:-1}
+	par=
+	[ "$numjobs" -gt 1 ] && par="--numjobs=$numjobs --offset_increment=${BOUNCE_SIZE_MIB:-16}M --group_reporting"
 	for job in $(echo "${BOUNCE_JOBS:-seq-4k}" | tr , ' '); do
 		case ${job%%-*} in seq) rw=write ;; rand) rw=randwrite ;; *) echo "storage: bad job $job" >&3; return 1 ;; esac
 		bs=${job#*-}
@@ -16,7 +22,7 @@ workload_main() {
 		esac
 		section "fio-$job" guarded "${BOUNCE_STALL_S:-20}" "/sys/class/block/${disk#/dev/}/stat" /tools/bin/fio --name="$job" --filename="$disk" --direct=1 \
 			--ioengine=libaio --iodepth="${BOUNCE_IODEPTH:-4}" --rw=$rw $sizes \
-			--size="${BOUNCE_SIZE_MIB:-16}M" --verify=crc32c --do_verify=1 \
+			--size="${BOUNCE_SIZE_MIB:-16}M" $par --verify=crc32c --do_verify=1 \
 			--randrepeat=0 --eta=never --output-format=json --output=/tmp/fio.json
 		# A stalled job cannot be killed (it sleeps in the kernel, retried
 		# forever, every vCPU busy): report the counters and the kernel's

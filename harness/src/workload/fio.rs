@@ -24,7 +24,11 @@ fn jobs(t: &Transcript) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for (name, s) in &t.sections {
         let Some(job) = name.strip_prefix("fio-").and_then(|n| n.strip_suffix("-json")) else { continue };
-        let text = s.lines.join("\n");
+        // fio writes its notices into the output file ahead of the JSON
+        // (with several jobs: "multiple writers may overwrite blocks ...",
+        // which offset_increment rules out here).
+        let start = s.lines.iter().position(|l| l.starts_with('{')).unwrap_or(0);
+        let text = s.lines[start..].join("\n");
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             Failure::new(
                 FailureClass::Workload,
@@ -167,6 +171,12 @@ mod tests {
         assert_eq!(m["write_clat_p50_us.seq-4k"], 1500.0);
         assert_eq!(m["read_clat_p99_us.seq-4k"], 2400.0);
         assert!(check(&transcript(0, "")).is_ok());
+        // Several jobs at once: fio's notice ahead of its JSON (measured).
+        let noted = transcript(0, "").sections["fio-seq-4k-json"].lines.clone();
+        let mut lines = vec!["fio: multiple writers may overwrite blocks that belong to other jobs. This can cause verification failures.".to_string()];
+        lines.extend(noted);
+        let t = Transcript::parse(&format!("@@bounce begin fio-seq-4k-json\n{}\n@@bounce end fio-seq-4k-json rc=0\n", lines.join("\n")));
+        assert_eq!(metrics(&t).unwrap()["write_bw.seq-4k"], 2048.0);
     }
 
     #[test]

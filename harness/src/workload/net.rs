@@ -40,41 +40,60 @@ pub fn metrics(t: &Transcript, _services: &Report) -> Result<BTreeMap<String, f6
             m.insert(format!("iperf_{dir}_retransmits"), r);
         }
     }
-    for dir in ["up", "down"] {
+    // With parallel streams: iperf3's load beside the second verified
+    // stream (informational: it shares the NIC with that stream).
+    if t.section("iperf-load").is_some() {
+        if let Some(bps) = iperf(t, "iperf-load")?["end"]["sum_received"]["bits_per_second"].as_f64() {
+            m.insert("iperf_load_mbps".into(), bps / 1e6);
+        }
+    }
+    let loaded = t.section("stream-down-loaded").map(|_| "down-loaded");
+    for dir in ["up", "down"].into_iter().chain(loaded) {
         let o = stream_output(t, &format!("stream-{dir}"))?;
         let bytes: f64 = o.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0.0);
         let secs: f64 = o.get("seconds").and_then(|b| b.parse().ok()).unwrap_or(0.0);
         if secs > 0.0 {
-            m.insert(format!("stream_{dir}_mbps"), bytes * 8.0 / secs / 1e6);
+            m.insert(format!("stream_{}_mbps", dir.replace('-', "_")), bytes * 8.0 / secs / 1e6);
         }
     }
     Ok(m)
 }
 
-/// Every byte both ways arrived as sent.
+/// Every byte both ways arrived as sent: every transfer the checker saw
+/// (the second `down` one ran beside iperf3's parallel streams), and
+/// each guest section's own verdict.
 pub fn check(t: &Transcript, services: &Report) -> Result<()> {
     // Small frames (under the NICs' copybreak) only where the guest sent
     // them: runs from before they existed have no such section.
     let small = t.section("stream-down-small").map(|_| "down-small");
     for dir in ["up", "down"].into_iter().chain(small) {
         let verdicts: Vec<_> = services.stream.iter().filter(|v| v.direction == dir).collect();
-        let Some(v) = verdicts.first() else {
+        if verdicts.is_empty() {
             return Err(Failure::new(
                 FailureClass::Workload,
                 format!("network: the stream checker saw no `{dir}` transfer (did the guest reach its peer address?)"),
             ));
-        };
-        if !v.ok() {
+        }
+        if let Some(v) = verdicts.iter().find(|v| !v.ok()) {
             return Err(data_failure(format!(
                 "network: the {dir} stream arrived corrupted: {} ({} of {} bytes)",
                 v.said, v.received, v.expected
             )));
         }
+    }
+    let loaded = t.section("stream-down-loaded").map(|_| "down-loaded");
+    for dir in ["up", "down"].into_iter().chain(small).chain(loaded) {
         let o = stream_output(t, &format!("stream-{dir}"))?;
         let result = o.get("result").map(String::as_str).unwrap_or("(none)");
         if !result.starts_with("ok ") {
             return Err(data_failure(format!("network: the guest's {dir} stream says `{result}`")));
         }
+    }
+    if loaded.is_some() && services.stream.iter().filter(|v| v.direction == "down").count() < 2 {
+        return Err(Failure::new(
+            FailureClass::Workload,
+            "network: the stream checker saw one `down` transfer; the guest sent a second beside iperf3's streams",
+        ));
     }
     Ok(())
 }
@@ -147,5 +166,26 @@ mod tests {
             Report { stream: vec![verdict("up", "ok 8388608", None), verdict("down", "mismatch at 77", Some(77))] };
         assert!(check(&transcript("mismatch at 77"), &bad_down).unwrap_err().message.contains("down stream"));
         assert_eq!(check(&transcript("ok 1"), &Report::default()).unwrap_err().class, FailureClass::Workload);
+    }
+
+    #[test]
+    fn the_stream_beside_parallel_streams_is_checked_too() {
+        let text = format!(
+            "{}@@bounce begin stream-down-loaded\nresult: ok 8388608\nbytes: 8388608\nseconds: 8.0\n@@bounce end stream-down-loaded rc=0\n@@bounce begin iperf-load\n{}\n@@bounce end iperf-load rc=0\n",
+            transcript_text("ok 8388608"),
+            r#"{"start":{},"end":{"sum_sent":{"bits_per_second":4e8},"sum_received":{"bits_per_second":4e8}}}"#
+        );
+        let t = Transcript::parse(&text);
+        let m = metrics(&t, &Report::default()).unwrap();
+        assert_eq!((m["stream_down_loaded_mbps"], m["iperf_load_mbps"]), (8.388608, 400.0));
+        let one = Report { stream: vec![verdict("up", "ok 8388608", None), verdict("down", "ok 8388608", None)] };
+        assert!(check(&t, &one).unwrap_err().message.contains("saw one `down` transfer"));
+        let mut two = one.clone();
+        two.stream.push(verdict("down", "mismatch at 9000", Some(9000)));
+        let e = check(&t, &two).unwrap_err();
+        assert_eq!(e.class, FailureClass::Correctness);
+        assert!(e.message.contains("the down stream arrived corrupted: mismatch at 9000"), "{}", e.message);
+        two.stream[2] = verdict("down", "ok 8388608", None);
+        assert!(check(&t, &two).is_ok());
     }
 }
