@@ -89,6 +89,18 @@ enum Command {
         /// Boot nothing: calibrate from this stored run of one kernel.
         #[arg(long, conflicts_with_all = ["kernel", "seed"])]
         run: Option<PathBuf>,
+        /// Boot nothing: measure the nightly gate's false-alarm rate and
+        /// power by running it over nights simulated from a stored run of
+        /// one kernel (--run, default the `nightly-tcg` baseline), at the
+        /// matrix's boots a cell (--matrix, default nightly.yaml).
+        #[arg(long, conflicts_with_all = ["kernel", "seed"])]
+        power: bool,
+        /// Unchanged nights simulated for the false-alarm rate.
+        #[arg(long, default_value_t = 2000, requires = "power")]
+        nights: usize,
+        /// Nights simulated per seeded change, for each row's power.
+        #[arg(long, default_value_t = 200, requires = "power")]
+        power_nights: usize,
     },
     /// Named baselines: raw samples and environment of a run, kept.
     Baseline {
@@ -346,7 +358,55 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             outln!("{}", b.text().trim_end_matches('\n'));
             Ok(b.exit_code())
         }
-        Command::Calibrate { matrix, kernel, reps, machine, results, seed, run: stored } => {
+        Command::Calibrate { matrix, run: stored, power: true, nights, power_nights, .. } => {
+            let matrix = matrix.unwrap_or_else(|| root.join("nightly.yaml"));
+            let m = Matrix::load(&root, &matrix)?;
+            let baselines = root.join("results/baselines");
+            let source = stored.map(|p| p.display().to_string()).unwrap_or_else(|| "nightly-tcg".into());
+            let run = RunDir::resolve(&source, &baselines)?;
+            let mut cells = run.read_cells()?;
+            // Tonight's side is judged by today's declarations (floors,
+            // gates, the instruction clock's rule for counted metrics).
+            for c in &mut cells {
+                let w = bounce::workload::Workload::load(&root, &c.key.workload).ok();
+                for (k, m) in c.metrics.iter_mut() {
+                    let today = w.as_ref().and_then(|w| w.declaration_for(k)).unwrap_or_else(|| m.decl.clone());
+                    m.decl = today.on_clock(c.accel.clock);
+                }
+            }
+            let kernels: std::collections::BTreeSet<&str> = cells.iter().map(|c| c.key.kernel.as_str()).collect();
+            if kernels.len() != 1 {
+                return Err(Failure::input(format!(
+                    "{source}: the nights are drawn from a run of one kernel; this one has {}",
+                    kernels.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let n_base = cells.iter().map(|c| c.reps.len()).min().unwrap_or(0);
+            if n_base < 2 || nights == 0 {
+                return Err(Failure::input(format!(
+                    "{source}: a cell with {n_base} boots (or --nights 0): nothing to draw"
+                )));
+            }
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            let sizes = (n_base, m.spec.repetitions as usize);
+            let rates: Vec<_> = [stats::errors::Draw::Resampled, stats::errors::Draw::Modelled]
+                .into_iter()
+                .map(|d| {
+                    stats::errors::measure(
+                        &cells,
+                        &noise,
+                        sizes,
+                        (nights, power_nights),
+                        &[10.0, 15.0, 25.0],
+                        d,
+                        0x5eed,
+                    )
+                })
+                .collect();
+            outln!("{}", report::error_rates(&source, &rates));
+            Ok(0)
+        }
+        Command::Calibrate { matrix, kernel, reps, machine, results, seed, run: stored, .. } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             let m = Matrix::load(&root, &matrix)?;
             let kernel = kernel.unwrap_or_else(|| m.kernels[0].clone());

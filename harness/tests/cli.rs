@@ -411,3 +411,27 @@ fn report_of_cells_without_env_json_is_an_input_error() {
     // unexpected correctness failure, 6), not an input error.
     assert!(matches!(o.status.code(), Some(0) | Some(6)), "{:?} {}", o.status.code(), text(&o).1);
 }
+
+/// The gate's error rates are measured by a command, from the committed
+/// nightly baseline, at the nightly matrix's sizes; bad input is one line.
+#[test]
+fn calibrate_power_prints_the_gates_false_alarm_rate_and_power() {
+    let o = bounce()
+        .args(["calibrate", "--power", "--nights", "60", "--power-nights", "5"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("nightly gate of 6 boots a cell against nightly-tcg (10 boots a cell), 13 gated rows"),
+        "{out}"
+    );
+    for line in ["boots resampled from the stored run:", "normal noise at the calibrated spread:", "false alarms: "] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    assert!(out.contains("storage.bw_geomean") && out.contains("-15%"), "{out}");
+    let o = bounce().args(["calibrate", "--power", "--run", "no-such-run"]).current_dir(root()).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!((o.status.code(), err.lines().count()), (Some(2), 1), "{err}");
+}

@@ -523,6 +523,85 @@ pub fn calibration(
     text
 }
 
+/// The gate's measured error rates (`bounce calibrate --power`): per way
+/// of drawing nights, the false alarms of an unchanged kernel and each
+/// gated row's power against seeded regressions, beside the targets.
+pub fn error_rates(source: &str, rates: &[stats::errors::ErrorRates]) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let Some(first) = rates.first() else { return t };
+    let _ = writeln!(
+        t,
+        "Error rates of a nightly gate of {} boots a cell against {source} ({} boots a cell), {} gated rows,",
+        first.n_new,
+        first.n_base,
+        first.rows.len()
+    );
+    t.push_str(
+        "measured by running the gate itself over simulated nights. Both sides are
+",
+    );
+    t.push_str(
+        "drawn from one run: drift between runs on different days is not in them.
+",
+    );
+    for e in rates {
+        let _ = writeln!(
+            t,
+            "
+{}:",
+            e.draw.describe()
+        );
+        let upper = e.false_alarm_upper() * 100.0;
+        let _ = writeln!(
+            t,
+            "  false alarms: {} of {} unchanged nights ({:.2} %; at most {upper:.2} % at 95 % confidence) - target <= 1 %: {}",
+            e.false_alarms,
+            e.nights,
+            e.false_alarm_rate() * 100.0,
+            if upper <= 1.0 { "met" } else if e.false_alarm_rate() <= 0.01 { "not shown at this many nights" } else { "MISSED" }
+        );
+        let shifts: Vec<String> =
+            first.rows.first().map(|r| r.power.iter().map(|(s, _)| format!("-{s:.0}%")).collect()).unwrap_or_default();
+        let _ = writeln!(
+            t,
+            "  power: the share of {} nights on which the gate failed on the row, by seeded change",
+            e.power_nights
+        );
+        let _ = writeln!(
+            t,
+            "  {:<28} {:<22} {:>6} {:>6} {:>7} {}",
+            "cell",
+            "metric",
+            "thresh",
+            "MDE",
+            "at MDE",
+            shifts.iter().map(|s| format!("{s:>5}")).collect::<Vec<_>>().join(" ")
+        );
+        for r in &e.rows {
+            let pct = |x: f64| format!("{:.0}%", x * 100.0);
+            let _ = writeln!(
+                t,
+                "  {:<28} {:<22} {:>5.1}% {:>6} {:>7} {}",
+                r.cell,
+                r.metric,
+                r.threshold_pct,
+                r.mde_pct.map(|m| format!("{m:.1}%")).unwrap_or_else(|| "n/a".into()),
+                r.at_mde.map(pct).unwrap_or_else(|| "n/a".into()),
+                r.power.iter().map(|(_, p)| format!("{:>5}", pct(*p))).collect::<Vec<_>>().join(" ")
+            );
+        }
+        let weak: Vec<&str> =
+            e.rows.iter().filter(|r| r.at_mde.is_some_and(|p| p < 0.75)).map(|r| r.metric.as_str()).collect();
+        let _ = writeln!(
+            t,
+            "  power at the printed MDE >= 80 %: {}",
+            if weak.is_empty() { "met on every row".to_string() } else { format!("MISSED on {}", weak.join(", ")) }
+        );
+    }
+    t
+}
+
 /// Said on a report's first screen when the harness that measured the
 /// run had uncommitted changes. Nothing copies a run into
 /// `results/published/` but a person, so the report itself must say it.

@@ -12,6 +12,7 @@
 
 pub mod calibrate;
 pub mod compare;
+pub mod errors;
 pub mod noise;
 pub mod power;
 pub mod rank;

@@ -175,7 +175,10 @@ mod tests {
         let noted = transcript(0, "").sections["fio-seq-4k-json"].lines.clone();
         let mut lines = vec!["fio: multiple writers may overwrite blocks that belong to other jobs. This can cause verification failures.".to_string()];
         lines.extend(noted);
-        let t = Transcript::parse(&format!("@@bounce begin fio-seq-4k-json\n{}\n@@bounce end fio-seq-4k-json rc=0\n", lines.join("\n")));
+        let t = Transcript::parse(&format!(
+            "@@bounce begin fio-seq-4k-json\n{}\n@@bounce end fio-seq-4k-json rc=0\n",
+            lines.join("\n")
+        ));
         assert_eq!(metrics(&t).unwrap()["write_bw.seq-4k"], 2048.0);
     }
 
