@@ -32,17 +32,22 @@ fn written(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// kcidb-io's own validator, exactly (no unknown field).
+fn assert_valid_kcidb(file: &std::path::Path) {
+    let o = std::process::Command::new(python_with("kcidb-io"))
+        .arg("-c")
+        .arg("import json, sys, kcidb_io\nkcidb_io.schema.V5_3.validate_exactly(json.load(open(sys.argv[1])))")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kcidb-io rejected it:\n{}", text(&o).1);
+}
+
 #[test]
 fn kcidb_paths_are_unique_within_a_build_and_carry_the_profile() {
     let tmp = tempfile::tempdir().unwrap();
     let file = written(tmp.path(), "kcidb.json", &report(&published(), "kcidb"));
-    let o = std::process::Command::new(python_with("kcidb-io"))
-        .arg("-c")
-        .arg("import json, sys, kcidb_io\nkcidb_io.schema.V5_3.validate_exactly(json.load(open(sys.argv[1])))")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "kcidb-io rejected it:\n{}", text(&o).1);
+    assert_valid_kcidb(&file);
 
     let data: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let tests = data["tests"].as_array().unwrap();
@@ -219,13 +224,7 @@ fn a_git_checkout_names_its_commit_and_repository() {
     }
     std::fs::write(run.join("env.json"), env.to_string()).unwrap();
     let file = written(tmp.path(), "kcidb.json", &report(&run, "kcidb"));
-    let o = std::process::Command::new(python_with("kcidb-io"))
-        .arg("-c")
-        .arg("import json, sys, kcidb_io\nkcidb_io.schema.V5_3.validate_exactly(json.load(open(sys.argv[1])))")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "kcidb-io rejected it:\n{}", text(&o).1);
+    assert_valid_kcidb(&file);
     let data: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let checkouts = data["checkouts"].as_array().unwrap();
     assert!(!checkouts.is_empty());
