@@ -307,6 +307,19 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Calibration and the gate's error rates both read a run of one kernel
+/// against itself: a run of several is the wrong input.
+fn one_kernel(cells: &[bounce::results::CellResult], source: &str) -> Result<()> {
+    let kernels: std::collections::BTreeSet<&str> = cells.iter().map(|c| c.key.kernel.as_str()).collect();
+    if kernels.len() != 1 {
+        return Err(Failure::input(format!(
+            "{source}: a calibration run holds one kernel; this one has {}",
+            kernels.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
+}
+
 async fn dispatch(cli: Cli) -> Result<i32> {
     let root = paths::project_root();
     let cache = paths::cache_root()?;
@@ -374,13 +387,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     m.decl = today.on_clock(c.accel.clock);
                 }
             }
-            let kernels: std::collections::BTreeSet<&str> = cells.iter().map(|c| c.key.kernel.as_str()).collect();
-            if kernels.len() != 1 {
-                return Err(Failure::input(format!(
-                    "{source}: the nights are drawn from a run of one kernel; this one has {}",
-                    kernels.into_iter().collect::<Vec<_>>().join(", ")
-                )));
-            }
+            one_kernel(&cells, &source)?;
             let n_base = cells.iter().map(|c| c.reps.len()).min().unwrap_or(0);
             if n_base < 2 || nights == 0 {
                 return Err(Failure::input(format!(
@@ -419,15 +426,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 Some(dir) => {
                     let run = RunDir::open(&dir)?;
                     let cells = run.read_cells()?;
-                    let kernels: std::collections::BTreeSet<&str> =
-                        cells.iter().map(|c| c.key.kernel.as_str()).collect();
-                    if kernels.len() != 1 {
-                        return Err(Failure::input(format!(
-                            "{}: a calibration run holds one kernel; this one has {}",
-                            dir.display(),
-                            kernels.into_iter().collect::<Vec<_>>().join(", ")
-                        )));
-                    }
+                    one_kernel(&cells, &dir.display().to_string())?;
                     let worst = report::status(&cells).1;
                     run::Outcome { run, cells, worst, interrupted: None }
                 }

@@ -74,17 +74,17 @@ pub fn counter_problems(t: &Transcript) -> Vec<String> {
     // The pools the kernel lists must add up to what it counts: a pool
     // counted and not listed (or listed twice) is lost to, or shared by,
     // the slot search.
-    for (when, sec) in [("at boot", boot), ("at the end", end)] {
-        let n = swiotlb_counters(&sec.lines).get("io_tlb_nslabs").copied();
-        if let (Some(pools), Some(n)) = (swiotlb_pools(&sec.lines), n) {
+    let (boot_pools, end_pools) = (swiotlb_pools(&boot.lines), swiotlb_pools(&end.lines));
+    let boot = swiotlb_counters(&boot.lines);
+    let end = swiotlb_counters(&end.lines);
+    for (when, pools, c) in [("at boot", boot_pools, &boot), ("at the end", end_pools, &end)] {
+        if let (Some(pools), Some(n)) = (pools, c.get("io_tlb_nslabs")) {
             let listed: u64 = pools.iter().map(|p| p.slabs).sum();
-            if listed != n {
+            if listed != *n {
                 out.push(format!("io_tlb_nslabs {n} {when}, but the {} pools listed hold {listed} slabs", pools.len()));
             }
         }
     }
-    let boot = swiotlb_counters(&boot.lines);
-    let end = swiotlb_counters(&end.lines);
     for (when, c) in [("at boot", &boot), ("at the end", &end)] {
         for (k, v) in c.iter() {
             if *v >= UNDERFLOW {
