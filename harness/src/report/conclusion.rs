@@ -175,11 +175,14 @@ fn comparison(t: &Table) -> String {
         }
         let open: Vec<&Row> = open.into_iter().filter(|r| r.j.verdict == Verdict::Inconclusive).collect();
         if !open.is_empty() {
-            let n = open.iter().filter_map(|r| r.j.base.map(|b| b.1)).min().unwrap_or(0);
+            // The two sides of a stored-baseline gate differ (10 and 6).
+            let side = |f: fn(&Row) -> Option<usize>| open.iter().filter_map(|r| f(r)).min().unwrap_or(0);
+            let (b, m) = (side(|r| r.j.base.map(|b| b.1)), side(|r| r.j.new.map(|n| n.1)));
+            let n = if b == m { format!("{b} boots a side") } else { format!("{b} boots (base) and {m} (new)") };
             let needs: Vec<usize> = open.iter().filter_map(|r| boots_needed(r, gated.len())).collect();
             let metrics: std::collections::BTreeSet<&str> = open.iter().map(|r| r.metric.as_str()).collect();
             s.push_str(&format!(
-                " {} cannot be decided with {n} boots a side ({})",
+                " {} cannot be decided with {n} ({})",
                 open.len(),
                 metrics.into_iter().collect::<Vec<_>>().join(", ")
             ));
