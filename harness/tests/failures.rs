@@ -512,7 +512,6 @@ fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
     )
     .unwrap();
     let yaml = matrix("dma32, arm64", "spin").replace("[6.12-fixed]", "[6.12-spin]");
-    let started = std::time::Instant::now();
     // The instruction clock: one vCPU, the case the kernel cannot report.
     let r = run_matrix_in(Some(p), &yaml, &[]);
     assert_eq!(r.code, Some(6), "{}\n{}", r.out, r.err);
@@ -522,9 +521,12 @@ fn a_kernel_spinning_with_interrupts_off_is_named_as_a_hang_within_a_minute() {
         assert_eq!(f.class, bounce::failure::FailureClass::Correctness, "{f:?}");
         assert!(f.message.starts_with("kernel hung during the workload: nothing written for "), "{}", f.message);
         assert!(f.message.contains("its CPU was in `bounce_spin_forever"), "{}", f.message);
+        // Two guests side by side, each named about a minute after it went
+        // quiet: timed from the guest's start, not from the run's (which
+        // builds the spin kernel first on a cold cache: 518 s there).
+        let total = r.cell(&id).reps[0].total_s;
+        assert!(total < 300.0, "{id}: {total} s");
     }
-    // Two guests side by side, each named about a minute after it went quiet.
-    assert!(started.elapsed() < std::time::Duration::from_secs(300), "{:?}", started.elapsed());
 }
 
 /// The guest's network is restricted to the harness's services: a port
