@@ -32,6 +32,16 @@ fn written(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// The published run's cells and plan copied under `dir`, and its
+/// env.json to change before writing it there.
+fn published_copy(dir: &std::path::Path) -> (std::path::PathBuf, Value) {
+    let run = dir.join("run");
+    copy_dir(&published().join("cells"), &run.join("cells"));
+    std::fs::copy(published().join("plan.json"), run.join("plan.json")).unwrap();
+    let env = serde_json::from_str(&std::fs::read_to_string(published().join("env.json")).unwrap()).unwrap();
+    (run, env)
+}
+
 /// kcidb-io's own validator, exactly (no unknown field).
 fn assert_valid_kcidb(file: &std::path::Path) {
     let o = std::process::Command::new(python_with("kcidb-io"))
@@ -187,10 +197,7 @@ fn reports_name_files_relative_to_the_run_directory() {
 #[test]
 fn a_dirty_harness_is_said_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    copy_dir(&published().join("cells"), &run.join("cells"));
-    std::fs::copy(published().join("plan.json"), run.join("plan.json")).unwrap();
-    let mut env: Value = serde_json::from_str(&std::fs::read_to_string(published().join("env.json")).unwrap()).unwrap();
+    let (run, mut env) = published_copy(tmp.path());
     for (rev, dirty) in [("243a2d8f7d0a-dirty", true), ("243a2d8f7d0a", false)] {
         env["harness_rev"] = Value::String(rev.into());
         std::fs::write(run.join("env.json"), env.to_string()).unwrap();
@@ -212,10 +219,7 @@ fn a_dirty_harness_is_said_first() {
 #[test]
 fn a_git_checkout_names_its_commit_and_repository() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    copy_dir(&published().join("cells"), &run.join("cells"));
-    std::fs::copy(published().join("plan.json"), run.join("plan.json")).unwrap();
-    let mut env: Value = serde_json::from_str(&std::fs::read_to_string(published().join("env.json")).unwrap()).unwrap();
+    let (run, mut env) = published_copy(tmp.path());
     let sha = "adc218676eef25575469234709c2d87185ca223a";
     let url = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git";
     for k in env["kernels"].as_object_mut().unwrap().values_mut() {
