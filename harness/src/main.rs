@@ -33,9 +33,17 @@ enum Command {
         /// Fail (exit 7) when a gated metric regressed: against BASELINE (a
         /// name under results/baselines/ or a run directory), and in the
         /// matrix's own gated comparisons (base vs each patch series).
-        /// Without a value, only the latter.
+        /// Without a value, only the latter. With BASELINE, the last good
+        /// build it names boots beside each of the matrix's kernels of the
+        /// same name, interleaved in this run, and they are judged against
+        /// each other (same-run A/B).
         #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "BASELINE")]
         gate: Option<String>,
+        /// With --gate BASELINE: judge against its stored samples instead
+        /// of booting its good build (no build needed; thresholds widened
+        /// by the drift `bounce calibrate --drift` measured across runs).
+        #[arg(long, requires = "gate")]
+        stored: bool,
         /// Compare with a baseline from another accelerator, QEMU or host.
         #[arg(long)]
         allow_env_mismatch: bool,
@@ -101,6 +109,12 @@ enum Command {
         /// Nights simulated per seeded change, for each row's power.
         #[arg(long, default_value_t = 200, requires = "power")]
         power_nights: usize,
+        /// Boot nothing: measure how far each metric's median drifts
+        /// between these runs of one kernel (three or more, started at
+        /// least an hour apart, on one host class), for the thresholds of
+        /// `--gate BASELINE --stored` and `bounce compare`.
+        #[arg(long, num_args = 3.., value_name = "RUN", conflicts_with_all = ["kernel", "seed", "run", "power"])]
+        drift: Vec<String>,
     },
     /// Named baselines: raw samples and environment of a run, kept.
     Baseline {
@@ -220,6 +234,7 @@ impl RunArgs {
             kernels: None,
             resume,
             shard: None,
+            last_good: None,
             jobs: self.jobs,
         }
     }
@@ -325,7 +340,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let cache = paths::cache_root()?;
     match cli.command {
         Command::Relay { to } => bounce::workload::services::relay(to).await.map(|()| 0),
-        Command::Matrix { matrix, dry_run, run: args, gate, allow_env_mismatch, resume, shard } => {
+        Command::Matrix { matrix, dry_run, run: args, gate, stored, allow_env_mismatch, resume, shard } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
             if dry_run {
                 return dry(&root, &matrix, args.reps, shard);
@@ -337,21 +352,52 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 Some(b) if !b.is_empty() => Some(RunDir::resolve(b, &root.join("results/baselines"))?),
                 _ => None,
             };
-            let opts = run::Options { shard, ..args.options(&root, matrix, resume) };
+            if stored && baseline.is_none() {
+                return Err(Failure::input(
+                    "--stored judges against a baseline's stored samples: name it (--gate BASELINE --stored)",
+                ));
+            }
+            // Same-run A/B unless --stored: the baseline's kernels, as built
+            // the night it was saved, boot beside tonight's.
+            let last_good = match (&baseline, stored) {
+                (Some(b), false) => Some((
+                    b.name(),
+                    b.read_env()?
+                        .kernels
+                        .into_iter()
+                        .filter(|(label, _)| !label.contains(bounce::matrix::GOOD_SUFFIX))
+                        .map(|(_, build)| build)
+                        .collect(),
+                )),
+                _ => None,
+            };
+            let opts = run::Options { shard, last_good, ..args.options(&root, matrix, resume) };
             let out = run::run(&root, &cache, &opts).await?;
             let mut judged = report::RunReport::load(&root, &out.run, &noise)?;
             let mut gate_code = 0;
             if gate.is_some() {
-                let against = match &baseline {
-                    Some(b) => Some(stats::compare::across_runs(
-                        (&b.name(), &b.read_env()?, &b.read_cells()?),
-                        (&out.run.name(), &judged.env, &judged.cells),
-                        allow_env_mismatch,
-                        &noise,
-                    )?),
-                    None => None,
+                let (against, mode) = match (&baseline, &judged.env.last_good) {
+                    (Some(b), Some(g)) => (
+                        None,
+                        report::GateMode::SameRun {
+                            baseline: b.name(),
+                            history: b.read_history().len(),
+                            kernels: g.kernels.clone(),
+                        },
+                    ),
+                    (Some(b), None) => (
+                        Some(stats::compare::across_runs(
+                            (&b.name(), &b.read_env()?, &b.read_cells()?),
+                            (&out.run.name(), &judged.env, &judged.cells),
+                            allow_env_mismatch,
+                            &noise,
+                            stats::compare::Drift::Widen,
+                        )?),
+                        report::GateMode::Stored { baseline: b.name() },
+                    ),
+                    (None, _) => (None, report::GateMode::InRun),
                 };
-                gate_code = judged.judge_gate(against);
+                gate_code = judged.judge_gate(against, mode);
             }
             judged.write(&out.run)?;
             outln!("{}", judged.render(report::Format::Terminal)?);
@@ -370,6 +416,25 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let b = bounce::bisect::bisect(&root, &cache, &opts, target, &noise).await?;
             outln!("{}", b.text().trim_end_matches('\n'));
             Ok(b.exit_code())
+        }
+        Command::Calibrate { drift, .. } if !drift.is_empty() => {
+            let baselines = root.join("results/baselines");
+            let mut runs = Vec::new();
+            for r in &drift {
+                let dir = RunDir::resolve(r, &baselines)?;
+                let cells = dir.read_cells()?;
+                one_kernel(&cells, r)?;
+                runs.push((dir.name(), dir.read_env()?, cells));
+            }
+            stats::noise::check_drift_runs(&mut runs)?;
+            let path = root.join(stats::noise::FILE);
+            let mut table = NoiseTable::load(&path)?;
+            let measured = NoiseTable::measure_drift(&runs);
+            outln!("{}", report::drift(&runs, &measured));
+            table.merge(measured);
+            table.save(&path)?;
+            outln!("stored in {}", path.display());
+            Ok(0)
         }
         Command::Calibrate { matrix, run: stored, power: true, nights, power_nights, .. } => {
             let matrix = matrix.unwrap_or_else(|| root.join("nightly.yaml"));
@@ -394,7 +459,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     "{source}: a cell with {n_base} boots (or --nights 0): nothing to draw"
                 )));
             }
-            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
+            let (noise, _) = NoiseTable::load(&root.join(stats::noise::FILE))?.applicable(&run.read_env()?);
             let sizes = (n_base, m.spec.repetitions as usize);
             let rates: Vec<_> = [stats::errors::Draw::Resampled, stats::errors::Draw::Modelled]
                 .into_iter()
@@ -440,6 +505,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         kernels: Some(vec![kernel.clone()]),
                         resume: None,
                         shard: None,
+                        last_good: None,
                         jobs: None,
                     };
                     run::run(&root, &cache, &opts).await?
@@ -455,10 +521,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             let path = root.join(stats::noise::FILE);
             let mut table = NoiseTable::load(&path)?;
-            let measured = NoiseTable::measure(&out.cells, &out.run.name());
+            let env = out.run.read_env()?;
+            let measured = NoiseTable::measure(&out.cells, &out.run.name(), &env);
             let n = measured.figures.len();
             table.merge(measured);
             table.save(&path)?;
+            let (table, _) = table.applicable(&env);
             let (aa, g) = stats::calibrate::aa_table(&out.cells, &table);
             let sizes = (reps as usize, m.spec.repetitions as usize);
             let mde = stats::calibrate::mde_table(&out.cells, &table, sizes.0, sizes.1);
@@ -493,9 +561,11 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 (&new, &nenv, &ncells),
                 allow_env_mismatch,
                 &noise,
+                stats::compare::Drift::Widen,
             )?;
             outln!("{}\n{}", report::METHOD, report::render(&t, markdown));
-            let (summary, code) = report::gate_summary(&stats::compare::gate(std::slice::from_ref(&t)));
+            let mode = report::GateMode::Stored { baseline: base.clone() };
+            let (summary, code) = report::gate_text(&stats::compare::gate(std::slice::from_ref(&t)), &mode);
             outln!("{summary}");
             Ok(if gate { code } else { 0 })
         }

@@ -187,6 +187,24 @@ fn gate_commands_reject_bad_input_with_one_line_and_exit_2() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.lines().count() <= 2 && err.contains("bounce baseline save RUN NAME"), "{err}");
+    // Stored samples need a baseline to be stored in.
+    let o = bounce()
+        .args(["matrix", "--matrix", "nightly.yaml", "--gate", "--stored"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--gate BASELINE --stored"), "{err}");
+    // Drift is measured across runs hours apart, not one run thrice.
+    let o = bounce()
+        .args(["calibrate", "--drift", "nightly-tcg", "nightly-tcg", "nightly-tcg"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("started 0 min after") && err.contains("at least 60 min apart"), "{err}");
     // A run directory with a failed cell is no baseline; a name with a slash is refused.
     let run = dir.path().join("run");
     std::fs::create_dir_all(run.join("cells")).unwrap();

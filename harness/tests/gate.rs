@@ -74,9 +74,17 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
         .join("results/baselines/nightly/cells/6.12-dynamic.sev-emulated.dmabench.default.json")
         .is_file());
 
+    // Same-run A/B: the baseline's build of 6.12-dynamic boots beside
+    // tonight's (the same build here: an A/A) and the series.
     let r = run_in(project.path(), &dmabench_matrix(6, &["defect-slow.mbox"]), &["--gate", "nightly"]);
     assert_eq!(r.code, Some(7), "exit 7 (regression) expected:\n{}\n{}", r.out, r.err);
     r.assert_all_passed();
+    assert!(
+        r.out.contains("same-run A/B: 6.12-dynamic@good (the last good build of baseline nightly, 1 night saved)"),
+        "{}",
+        r.out
+    );
+    assert_eq!(r.cell("6.12-dynamic@good.sev-emulated.dmabench.default").reps.len(), 6);
     // The gate's line leads the summary; its whole verdict ends the report.
     let lines: Vec<&str> = r.out.lines().collect();
     let summary_gate = lines.iter().position(|l| l.starts_with("gate: ")).expect(&r.out);
@@ -87,7 +95,8 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
     assert!(gate[0].contains("regressed"), "{}", r.out);
     let regressed: Vec<&&str> = gate.iter().filter(|l| l.contains("REGRESSED")).collect();
     assert!(regressed.iter().any(|l| l.contains("dmabench.map_us")), "{}", r.out);
-    // Only the patched kernel's comparison regressed; base vs baseline did not.
+    // Only the patched kernel's comparison regressed; tonight's kernel
+    // against its last good build did not.
     for l in &regressed {
         assert!(l.contains("6.12-dynamic+defect-slow (new)"), "a regression outside the defect:\n{l}\n{}", r.out);
     }
@@ -102,7 +111,7 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
         failing.iter().any(|l| l.contains("sev-emulated.dmabench.map_us") && l.contains("threshold")),
         "{failing:#?}"
     );
-    assert_eq!(cases.iter().filter(|l| l.starts_with("correctness ")).count(), 2, "{cases:#?}");
+    assert_eq!(cases.iter().filter(|l| l.starts_with("correctness ")).count(), 3, "{cases:#?}");
     let slow = r.value("6.12-dynamic+defect-slow.sev-emulated.dmabench.default", "dmabench.map_us");
     let fast = r.value("6.12-dynamic.sev-emulated.dmabench.default", "dmabench.map_us");
     assert!(slow > fast, "{slow} vs {fast}");

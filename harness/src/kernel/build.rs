@@ -169,6 +169,17 @@ fn checkout(tree: &SourceTree, variant: &Variant) -> Result<()> {
 /// Build `variant` for `arch` unless a complete build of the same inputs
 /// is cached.
 pub async fn ensure(root: &Path, cache: &Path, variant: &Variant, arch: &str) -> Result<Kernel> {
+    if let Some(key) = variant.pinned.get(arch) {
+        let a = Arch::load(root, arch)?;
+        return cache::load(cache, key, variant, &a).ok_or_else(|| {
+            Failure::input(format!(
+                "{}: build {key} ({arch}) is not in this machine's cache ({}): a nightly keeps its cache between nights; \
+                 `--stored` judges against the baseline's stored samples instead",
+                variant.name,
+                cache::entry_dir(cache, key).display()
+            ))
+        });
+    }
     let plan = plan(root, cache, variant, arch)?;
     build(cache, plan).await
 }

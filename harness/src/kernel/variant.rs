@@ -9,6 +9,7 @@
 use super::series::{Series, SeriesSource};
 use crate::failure::{Failure, Result};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,11 @@ pub struct Variant {
     /// entries and `bounce build --series`); never in the YAML.
     #[serde(skip)]
     pub extra: Option<Series>,
+    /// A build that is only found, never made: the cache key of each
+    /// architecture's image (a stored baseline's last good kernel, booted
+    /// beside tonight's; its inputs are whatever they were that night).
+    #[serde(skip)]
+    pub pinned: BTreeMap<String, String>,
 }
 
 /// Where the tree comes from. Its identity (package and version, or a
@@ -191,6 +197,19 @@ impl Variant {
 
     pub fn supports(&self, arch: &str) -> bool {
         self.arches.iter().any(|a| a == arch)
+    }
+
+    /// The cached builds in `keys` (by arch) under `name`: the same variant
+    /// as it was built then, found by key and never rebuilt.
+    pub fn pinned_to(&self, name: &str, keys: BTreeMap<String, String>) -> Variant {
+        let mut v = self.clone();
+        v.name = name.to_string();
+        v.description =
+            format!("{} (pinned builds {})", self.description, keys.values().cloned().collect::<Vec<_>>().join(", "));
+        v.arches = keys.keys().filter(|a| self.supports(a)).cloned().collect();
+        v.extra = None;
+        v.pinned = keys;
+        v
     }
 }
 

@@ -42,6 +42,9 @@ pub struct Matrix {
     pub series: Vec<SeriesOnKernel>,
 }
 
+/// How the kernel axis names a pinned last good build.
+pub const GOOD_SUFFIX: &str = "@good";
+
 /// A series on one base kernel: `prefixes[k - 1]` is the kernel after
 /// patch k, the last one the whole series.
 #[derive(Debug, Clone)]
@@ -65,6 +68,30 @@ impl Matrix {
         if !self.kernels.iter().any(|k| k == kernel) {
             self.kernels.push(kernel.to_string());
         }
+    }
+
+    /// Put the last good build of `kernel` (cache keys by arch, named by a
+    /// stored baseline) on the kernel axis as `KERNEL@good`, and judge
+    /// `kernel` against it in a gated comparison: the two boot interleaved
+    /// in one run, so drift between nights cannot pass for a change.
+    pub fn pin_last_good(&mut self, kernel: &str, keys: BTreeMap<String, String>) -> Option<String> {
+        let v = self.variants.get(kernel)?;
+        let name = format!("{kernel}{GOOD_SUFFIX}");
+        let pinned = v.pinned_to(&name, keys);
+        if pinned.arches.is_empty() {
+            return None;
+        }
+        self.variants.insert(name.clone(), pinned);
+        let at = self.kernels.iter().position(|k| k == kernel).unwrap_or(0);
+        if !self.kernels.contains(&name) {
+            self.kernels.insert(at, name.clone());
+        }
+        let c =
+            Comparison { axis: crate::results::Axis::Kernel, base: name.clone(), new: kernel.to_string(), gate: true };
+        if !self.compare.contains(&c) {
+            self.compare.insert(0, c);
+        }
+        Some(name)
     }
 
     /// The expected failure declared for a cell, if any.
@@ -128,6 +155,31 @@ mod tests {
             m.builds(&cells),
             [("6.12-fixed".into(), "x86_64".into()), ("6.12-dynamic".into(), "x86_64".into())]
         );
+    }
+
+    /// The baseline's last good build boots beside tonight's kernel: on the
+    /// kernel axis next to it, only where it was built, in a gated
+    /// comparison the schedule keeps interleaved.
+    #[test]
+    fn a_pinned_last_good_build_is_judged_against_its_kernel_in_the_same_run() {
+        let mut m = load_text(&GOOD.replace("profiles: [dma32]", "profiles: [dma32, arm64]")).unwrap();
+        let keys: BTreeMap<String, String> = [("x86_64".to_string(), "abc".to_string())].into();
+        assert_eq!(m.pin_last_good("6.12-dynamic", keys.clone()).as_deref(), Some("6.12-dynamic@good"));
+        assert_eq!(m.kernels, ["6.12-fixed", "6.12-dynamic@good", "6.12-dynamic"]);
+        assert_eq!(m.variants["6.12-dynamic@good"].pinned, keys);
+        let c = &m.compare[0];
+        assert_eq!((c.base.as_str(), c.new.as_str(), c.gate), ("6.12-dynamic@good", "6.12-dynamic", true));
+        let (cells, skipped) = m.expand();
+        // Built for x86_64 only: its arm64 cells are skipped, saying why.
+        assert!(skipped.iter().any(|s| s.key.kernel == "6.12-dynamic@good" && s.why.contains("not built for arm64")));
+        let good: Vec<&CellKey> = cells.iter().filter(|c| c.kernel == "6.12-dynamic@good").collect();
+        assert_eq!(good.len(), 2 * 2);
+        for (c, _) in m.schedule(&cells, 3).iter().filter(|(c, _)| c.kernel == "6.12-dynamic@good") {
+            assert!(cells.contains(&c.with_axis(Axis::Kernel, "6.12-dynamic")));
+        }
+        // A kernel the matrix does not have, or no arch it boots: nothing.
+        assert_eq!(m.pin_last_good("6.1", keys), None);
+        assert_eq!(m.pin_last_good("6.12-fixed", [("riscv".to_string(), "k".to_string())].into()), None);
     }
 
     #[test]

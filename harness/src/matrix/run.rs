@@ -6,7 +6,7 @@ use crate::failure::{Classify, Failure, FailureClass, Result};
 use crate::guest::machine::{self, State, Timeouts};
 use crate::guest::qemu::GuestSpec;
 use crate::host::accel::{Accel, AccelChoice, Clock, MachineRequest};
-use crate::host::env::{self, ProfileNote, RunEnv};
+use crate::host::env::{self, BuildMeta, LastGood, ProfileNote, RunEnv};
 use crate::kernel::{self, Kernel};
 use crate::results::store::RunDir;
 use crate::results::{
@@ -14,7 +14,7 @@ use crate::results::{
 };
 use crate::workload::{services, GuestOutput, Workload, WorkloadClock};
 use crate::{report, rootfs, ui};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ pub struct Options {
     pub resume: Option<PathBuf>,
     /// Boot only this share of the plan (`bounce results merge` joins them).
     pub shard: Option<Shard>,
+    /// Boot these builds (a stored baseline's last good kernels) beside
+    /// the matrix's kernels of the same name, in a gated comparison.
+    pub last_good: Option<(String, Vec<BuildMeta>)>,
     /// Guests on the instruction clock to run at once (default: the
     /// host's cores, one vCPU each).
     pub jobs: Option<usize>,
@@ -79,6 +82,8 @@ async fn stop_signal() -> i32 {
 pub struct Prepared {
     pub kernels: BTreeMap<(String, String), (Kernel, PathBuf)>,
     pub tools: BTreeMap<String, PathBuf>,
+    /// The guest root filesystem's identity, by arch.
+    pub rootfs: BTreeMap<String, String>,
 }
 
 impl Prepared {
@@ -91,16 +96,20 @@ pub async fn prepare(root: &Path, cache: &Path, m: &Matrix, cells: &[CellKey]) -
     let mut kernels = BTreeMap::new();
     // One after another: never two kernel builds at once on this machine.
     let mut tools = BTreeMap::new();
+    let mut identity = BTreeMap::new();
     for (variant, arch) in m.builds(cells) {
         let k = kernel::ensure(root, cache, &m.variants[&variant], &arch).await?;
         let initrd = rootfs::ensure(root, cache, &k)?;
+        if !identity.contains_key(&arch) {
+            identity.insert(arch.clone(), rootfs::identity(root, cache, &k.arch)?);
+        }
         let needs_tools = cells.iter().any(|c| m.workloads[&c.workload].tools && m.profiles[&c.profile].arch == arch);
         if needs_tools && !tools.contains_key(&arch) {
             tools.insert(arch.clone(), rootfs::tools::image(cache, &k.arch)?);
         }
         kernels.insert((variant, arch), (k, initrd));
     }
-    Ok(Prepared { kernels, tools })
+    Ok(Prepared { kernels, tools, rootfs: identity })
 }
 
 /// Guests under TCG on a busy two-core host boot in seconds but can take a
@@ -137,6 +146,10 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     if let Some(r) = opts.repetitions {
         m.spec.repetitions = r.max(1);
     }
+    let last_good = match &opts.last_good {
+        Some((baseline, builds)) => Some(pin_last_good(&mut m, &opts.matrix, baseline, builds)?),
+        None => None,
+    };
     if let Some(only) = &opts.kernels {
         if let Some(k) = only.iter().find(|k| !m.variants.contains_key(*k)) {
             return Err(Failure::input(format!(
@@ -199,6 +212,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         accel: accels.clone(),
         harness_rev: rev,
         kernels: prepared.kernels.iter().map(|((v, a), (k, _))| (format!("{v} ({a})"), k.meta.clone())).collect(),
+        rootfs: prepared.rootfs.clone(),
         profiles: m
             .profiles
             .values()
@@ -206,6 +220,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
             .collect(),
         compare: m.compare.clone(),
         order_seed: Some(seed),
+        last_good,
         shards: Vec::new(),
     })?;
     ui::line(format!("results: {}", run.path.display()));
@@ -213,6 +228,28 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
     let shard = opts.shard.map(|shard| ShardOf { shard, whole_plan_boots });
     let plan = RunPlan { boots: schedule.clone(), state: RunState::Running, shard, timing: None };
     boot_all(&m, &prepared, &accels, run, plan, schedule, BTreeMap::new(), opts.jobs(), started).await
+}
+
+/// Each kernel of `m` the baseline has a build of gets its last good twin.
+fn pin_last_good(m: &mut Matrix, file: &Path, baseline: &str, builds: &[BuildMeta]) -> Result<LastGood> {
+    let mut kernels = Vec::new();
+    for k in m.kernels.clone() {
+        let keys: BTreeMap<String, String> =
+            builds.iter().filter(|b| b.variant == k).map(|b| (b.arch.clone(), b.key.clone())).collect();
+        if let Some(name) = m.pin_last_good(&k, keys) {
+            kernels.push(name);
+        }
+    }
+    if kernels.is_empty() {
+        let have: BTreeSet<&str> = builds.iter().map(|b| b.variant.as_str()).collect();
+        return Err(Failure::input(format!(
+            "{}: baseline {baseline} holds builds of {} and this matrix boots none of them (it has: {}): gate against a baseline of the same kernel, or use --stored",
+            file.display(),
+            have.into_iter().collect::<Vec<_>>().join(", "),
+            m.kernels.join(", ")
+        )));
+    }
+    Ok(LastGood { baseline: baseline.to_string(), kernels })
 }
 
 /// `--resume RUN`: the boots of RUN's plan that have no record, with the
@@ -227,6 +264,17 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
     let missing = plan.missing(&have);
     let file = PathBuf::from(&env.matrix_file);
     let mut m = Matrix::load(root, &file)?;
+    if let Some(g) = &env.last_good {
+        // Labelled `KERNEL@good (ARCH)`; the build's own record names the
+        // variant it was built as.
+        let builds: Vec<BuildMeta> = env
+            .kernels
+            .iter()
+            .filter(|(label, _)| g.kernels.iter().any(|k| label.starts_with(&format!("{k} ("))))
+            .map(|(_, b)| b.clone())
+            .collect();
+        pin_last_good(&mut m, &file, &g.baseline, &builds)?;
+    }
     let mut cells: Vec<CellKey> = Vec::new();
     for b in &missing {
         let known = m.variants.contains_key(&b.cell.kernel)

@@ -16,8 +16,14 @@ pub fn paragraphs(cells: &[CellResult], tables: &[Table], gate: Option<&str>) ->
     for t in tables {
         out.push(comparison(t));
     }
-    if let Some(g) = gate.and_then(|g| g.lines().next()) {
-        out.push(format!("Gate: {g}"));
+    if let Some(g) = gate {
+        // The verdict, then what it judged against (the mode's line).
+        let mut lines = g.lines();
+        let head = lines.next().unwrap_or_default();
+        match lines.next().map(str::trim).filter(|l| !l.starts_with("REGRESSED")) {
+            Some(mode) => out.push(format!("Gate: {head}; {mode}")),
+            None => out.push(format!("Gate: {head}")),
+        }
     }
     out
 }

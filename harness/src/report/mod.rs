@@ -276,6 +276,13 @@ pub fn ci_rows(tables: &[Table]) -> impl Iterator<Item = (&Table, &Row, Outcome)
 }
 
 /// The gate's verdict in a few lines, and its exit code (0 or 7).
+/// The gate's lines with, second, what it judged against.
+pub fn gate_text(g: &GateOutcome, mode: &GateMode) -> (String, i32) {
+    let (text, code) = gate_summary(g);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    (format!("{first}\n  {}\n{rest}", mode.describe()), code)
+}
+
 pub fn gate_summary(g: &GateOutcome) -> (String, i32) {
     let mut out = format!(
         "gate: {} gated metric rows, {} regressed, {} inconclusive\n",
@@ -383,6 +390,34 @@ impl Format {
     ];
 }
 
+/// What a gate judged tonight's kernels against: reports say which.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateMode {
+    /// The matrix's own gated comparisons (`--gate` alone).
+    InRun,
+    /// A baseline's last good builds, booted interleaved with tonight's.
+    SameRun { baseline: String, history: usize, kernels: Vec<String> },
+    /// A baseline's stored samples, from another run.
+    Stored { baseline: String },
+}
+
+impl GateMode {
+    pub fn describe(&self) -> String {
+        match self {
+            GateMode::InRun => "judged within this run: each gated comparison's kernels booted interleaved".into(),
+            GateMode::SameRun { baseline, history, kernels } => format!(
+                "same-run A/B: {} (the last good build{} of baseline {baseline}, {history} night{} saved) booted interleaved with tonight's",
+                kernels.join(", "),
+                if kernels.len() == 1 { "" } else { "s" },
+                if *history == 1 { "" } else { "s" },
+            ),
+            GateMode::Stored { baseline } => format!(
+                "stored samples of baseline {baseline}: boots of another run, each tested row's threshold widened by the drift measured across runs (`bounce calibrate --drift`)"
+            ),
+        }
+    }
+}
+
 /// A stored run judged: its records, its provenance and one table per
 /// comparison of its matrix (the gate reads the same tables the report
 /// shows).
@@ -414,13 +449,15 @@ impl RunReport {
         } else {
             env.compare.clone()
         };
-        let tables = stats::compare::in_run(&cells, &compare, noise);
+        let (noise, applied) = noise.applicable(&env);
+        let tables = stats::compare::in_run(&cells, &compare, &noise);
         let plan = run.read_plan()?;
         let incomplete = plan.incomplete(&cells);
         let mut head = summary::head(&run.name(), &env);
         if env.dirty() {
             head.splice(1..1, dirty_warning(&env));
         }
+        head.extend(applied.describe());
         Ok(RunReport {
             name: run.name(),
             header: header(run, &env),
@@ -436,9 +473,9 @@ impl RunReport {
 
     /// Judge the gated rows (with `baseline`, a comparison against a stored
     /// run, added to the tables); the gate's exit code, 0 or 7.
-    pub fn judge_gate(&mut self, baseline: Option<Table>) -> i32 {
+    pub fn judge_gate(&mut self, baseline: Option<Table>, mode: GateMode) -> i32 {
         self.tables.extend(baseline);
-        let (text, code) = gate_summary(&stats::compare::gate(&self.tables));
+        let (text, code) = gate_text(&stats::compare::gate(&self.tables), &mode);
         self.gate = Some(text);
         code
     }
@@ -496,6 +533,50 @@ impl RunReport {
         }
         Ok(())
     }
+}
+
+/// What `bounce calibrate --drift` prints: the runs, and for each gated
+/// metric its drift and the floor a stored-samples gate gets from it.
+pub fn drift(runs: &[(String, RunEnv, Vec<CellResult>)], measured: &NoiseTable) -> String {
+    let mut out = format!("drift across {} runs of one kernel:\n", runs.len());
+    for (name, env, cells) in runs {
+        let keys: std::collections::BTreeSet<&str> = env.kernels.values().map(|b| b.key.as_str()).collect();
+        out.push_str(&format!(
+            "  {name}  started {}  {} cells  build {}\n",
+            env.started_at,
+            cells.len(),
+            keys.into_iter().collect::<Vec<_>>().join(",")
+        ));
+    }
+    let gated: std::collections::BTreeSet<String> = runs
+        .iter()
+        .flat_map(|(_, _, cells)| cells.iter())
+        .flat_map(|c| {
+            c.metrics
+                .iter()
+                .filter(|(_, m)| m.decl.gate)
+                .map(move |(k, _)| format!("/{}/{}/{k}", c.key.profile, c.key.swiotlb))
+        })
+        .collect();
+    let rows: Vec<(&String, f64)> = measured
+        .drift
+        .iter()
+        .filter(|(k, _)| gated.iter().any(|g| k.ends_with(g.as_str())))
+        .map(|(k, f)| (k, f.sd_pct))
+        .collect();
+    out.push_str(&format!(
+        "gated metrics ({}): drift of the run medians, and the floor a stored-samples gate adds\n",
+        rows.len()
+    ));
+    for (k, d) in &rows {
+        let short = k.split_once('/').map(|(_, r)| r).unwrap_or(k);
+        out.push_str(&format!(
+            "  {short:<58} drift {d:>5.2}%  floor {:>5.1}%\n",
+            stats::compare::drift_floor_pct(*d, rows.iter().filter(|(_, d)| *d > 0.0).count())
+        ));
+    }
+    out.push_str(&format!("{} drift figures in all (every metric)", measured.drift.len()));
+    out
 }
 
 /// What `bounce calibrate` prints: its own A/A table and gate, and the

@@ -106,6 +106,11 @@ pub struct RunEnv {
     pub harness_rev: String,
     /// By `VARIANT (ARCH)`.
     pub kernels: BTreeMap<String, BuildMeta>,
+    /// The guest root filesystem's identity by guest arch: the content key
+    /// of what every kernel boots with (busybox, fio, iperf3, the
+    /// workloads' scripts and programs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rootfs: BTreeMap<String, String>,
     /// How each profile makes DMA bounce, and whether it imitates hardware.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileNote>,
@@ -116,9 +121,21 @@ pub struct RunEnv {
     /// The seed of the run order (`bounce matrix --seed` repeats it).
     #[serde(default)]
     pub order_seed: Option<u64>,
+    /// A gated run that booted a stored baseline's last good kernel beside
+    /// its own (same-run A/B).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good: Option<LastGood>,
     /// A merged run's shards: where and when each share ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardNote>,
+}
+
+/// The baseline whose last good builds this run booted, and their names on
+/// its kernel axis (`KERNEL@good`; their builds are in `kernels`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LastGood {
+    pub baseline: String,
+    pub kernels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -138,8 +155,9 @@ impl RunEnv {
     }
 
     /// Why numbers from `self` and `other` should not be compared, if they
-    /// should not: a different accelerator, QEMU or host class changes
-    /// every timing more than any patch does.
+    /// should not: a different accelerator or clock, QEMU, host class,
+    /// compiler or guest root filesystem changes timings (and on the
+    /// instruction clock, counted instructions) more than many patches do.
     pub fn incomparable(&self, other: &RunEnv) -> Vec<String> {
         let mut why = Vec::new();
         for (arch, a) in &self.accel {
@@ -168,7 +186,39 @@ impl RunEnv {
                 self.host.cpu_model, self.host.cores, other.host.cpu_model, other.host.cores
             ));
         }
+        let toolchains =
+            |e: &RunEnv| e.kernels.values().map(|b| b.toolchain.clone()).collect::<std::collections::BTreeSet<_>>();
+        let (a, b) = (toolchains(self), toolchains(other));
+        if !a.is_empty() && !b.is_empty() && a != b {
+            why.push(format!(
+                "kernels built with `{}` here and `{}` there",
+                a.into_iter().collect::<Vec<_>>().join("`, `"),
+                b.into_iter().collect::<Vec<_>>().join("`, `")
+            ));
+        }
+        for (arch, a) in &self.rootfs {
+            if let Some(b) = other.rootfs.get(arch).filter(|b| *b != a) {
+                why.push(format!(
+                    "{arch} guest root filesystem {a} here and {b} there (fio, iperf3, busybox or a workload's script or program changed)"
+                ));
+            }
+        }
         why
+    }
+
+    /// What differs between the two without making their numbers
+    /// incomparable, shown beside a comparison: the harness's revision
+    /// (its checks, not the guests' work) and the host's kernel (under TCG
+    /// the guest's instructions do not pass through it).
+    pub fn differences(&self, other: &RunEnv) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.harness_rev != other.harness_rev {
+            d.push(format!("harness {} here and {} there", self.harness_rev, other.harness_rev));
+        }
+        if self.host.kernel != other.host.kernel {
+            d.push(format!("host kernel {} here and {} there", self.host.kernel, other.host.kernel));
+        }
+        d
     }
 }
 

@@ -45,14 +45,13 @@ pub fn merge(shards: &[RunDir], into: &Path) -> Result<RunDir> {
         } else if env.matrix_file != e0.matrix_file {
             Some(format!("matrix {} vs {}", env.matrix_file, e0.matrix_file))
         } else {
-            env.accel
-                .iter()
-                .find(|(arch, a)| e0.accel.get(*arch).is_some_and(|b| b.accel != a.accel))
-                .map(|(arch, a)| format!("{arch} under {:?} vs {:?}", a.accel, e0.accel[arch].accel))
+            // Accelerator and clock, QEMU, host class, compiler, rootfs:
+            // what makes two runs' numbers incomparable makes shards so.
+            Some(env.incomparable(e0).join("; ")).filter(|w| !w.is_empty())
         };
         if let Some(why) = differs {
             return Err(bad(format!(
-                "{}: its samples do not join those of {} ({why}): run every shard from one commit and matrix, on one accelerator",
+                "{}: its samples do not join those of {} ({why}): run every shard from one commit and matrix, on one accelerator, clock, QEMU and host class",
                 dir.path.display(),
                 parts[0].0.path.display()
             )));

@@ -412,6 +412,19 @@ pub mod testing {
         }
     }
 
+    /// A run's record on host `cpu` (2 cores, QEMU `qemu`), started at
+    /// `started_at`.
+    pub fn env(cpu: &str, qemu: &str, started_at: &str) -> super::env::RunEnv {
+        serde_json::from_value(serde_json::json!({
+            "started_at": started_at, "command": "", "matrix_file": "", "harness_rev": "",
+            "host": {"cpu_model": cpu, "cores": 2, "mem_total_kib": 1, "kernel": "", "kvm_device": false},
+            "qemu": {"qemu-system-x86_64": qemu},
+            "accel": {"x86_64": {"accel": "tcg", "reason": ""}},
+            "kernels": {}
+        }))
+        .unwrap()
+    }
+
     /// A sev-emulated dmabench cell of `kernel` with `(metric, gated,
     /// per-boot values)`, lower is better.
     pub fn cell(kernel: &str, values: &[(&str, bool, &[f64])]) -> CellResult {

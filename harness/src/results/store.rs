@@ -15,6 +15,20 @@ use crate::failure::{Classify, Failure, Result};
 use crate::paths::write_atomic;
 use std::path::{Path, PathBuf};
 
+/// A baseline's record of the runs saved as it.
+const HISTORY: &str = "history.json";
+
+/// One run saved as a baseline: when, and which builds (by label, their
+/// cache keys) it holds, so the good kernel of any night can be named.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Night {
+    pub saved_at: String,
+    pub run: String,
+    pub started_at: String,
+    pub harness_rev: String,
+    pub kernels: std::collections::BTreeMap<String, String>,
+}
+
 pub struct RunDir {
     pub path: PathBuf,
 }
@@ -120,23 +134,43 @@ impl RunDir {
         let dest = baselines.join(name);
         let tmp = baselines.join(format!(".{name}.partial"));
         let _ = std::fs::remove_dir_all(&tmp);
-        let copy = || -> std::io::Result<()> {
-            std::fs::create_dir_all(tmp.join("cells"))?;
-            std::fs::copy(self.path.join("env.json"), tmp.join("env.json"))?;
-            std::fs::copy(self.path.join("plan.json"), tmp.join("plan.json"))?;
-            for e in std::fs::read_dir(self.path.join("cells"))? {
-                let p = e?.path();
-                if p.extension().is_some_and(|x| x == "json") {
-                    std::fs::copy(&p, tmp.join("cells").join(p.file_name().unwrap()))?;
-                }
+        // A gated night booted the previous good build beside its own: the
+        // baseline keeps tonight's kernel alone, as the next night's good.
+        let mut env = self.read_env()?;
+        let pinned = env.last_good.take().map(|g| g.kernels).unwrap_or_default();
+        let is_pinned = |kernel: &str| pinned.iter().any(|k| k == kernel);
+        env.kernels.retain(|label, _| !pinned.iter().any(|k| label.starts_with(&format!("{k} ("))));
+        env.compare.retain(|c| !is_pinned(&c.base));
+        let mut plan = self.read_plan()?;
+        plan.boots.retain(|b| !is_pinned(&b.cell.kernel));
+        let mut history: Vec<Night> = read_json(&dest.join(HISTORY)).unwrap_or_default();
+        history.push(Night {
+            saved_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            run: self.name(),
+            started_at: env.started_at.clone(),
+            harness_rev: env.harness_rev.clone(),
+            kernels: env.kernels.iter().map(|(label, b)| (label.clone(), b.key.clone())).collect(),
+        });
+        let copy = || -> Result<()> {
+            std::fs::create_dir_all(tmp.join("cells")).infra(|| format!("cannot create {}", tmp.display()))?;
+            write_json(&tmp.join("env.json"), &env)?;
+            write_json(&tmp.join("plan.json"), &plan)?;
+            write_json(&tmp.join(HISTORY), &history)?;
+            for cell in self.read_cells()?.iter().filter(|c| !is_pinned(&c.key.kernel)) {
+                write_json(&tmp.join("cells").join(format!("{}.json", cell.key.id())), cell)?;
             }
             // Replaced whole: a reader never sees half of an old and half
             // of a new baseline.
             let _ = std::fs::remove_dir_all(&dest);
-            std::fs::rename(&tmp, &dest)
+            std::fs::rename(&tmp, &dest).infra(|| format!("cannot save baseline {}", dest.display()))
         };
-        copy().infra(|| format!("cannot save baseline {}", dest.display()))?;
+        copy()?;
         RunDir::open(&dest)
+    }
+
+    /// A baseline's nights: every run saved as it, oldest first.
+    pub fn read_history(&self) -> Vec<Night> {
+        read_json(&self.path.join(HISTORY)).unwrap_or_default()
     }
 
     /// A run directory, or the name of a baseline under `baselines`.
@@ -197,4 +231,58 @@ pub struct RunRecord<'a> {
 
 pub fn run_json(env: &RunEnv, plan: &RunPlan, cells: &[CellResult]) -> Result<String> {
     serde_json::to_string_pretty(&RunRecord { env, plan, cells }).infra(|| "cannot write the run as JSON".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::env::LastGood;
+    use crate::results::testing::{cell, env, passed};
+    use crate::results::{PlannedBoot, RunState};
+
+    fn build(variant: &str, key: &str) -> super::super::env::BuildMeta {
+        serde_json::from_value(serde_json::json!({
+            "key": key, "variant": variant, "arch": "x86_64", "source": "", "kernel_version": "6.12",
+            "config_base": "guest", "fragments": [], "toolchain": "gcc", "swiotlb_dynamic": true, "objects": 1,
+            "duration_s": 1.0, "image_blake3": "", "reproducer": "", "built_at": ""
+        }))
+        .unwrap()
+    }
+
+    /// A gated night booted the last good build beside its own kernel;
+    /// saved as the baseline, it keeps tonight's kernel alone (the next
+    /// night's good one), and the baseline's history grows by the night.
+    #[test]
+    fn a_baseline_saved_from_a_same_run_gate_keeps_tonights_kernel_and_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let baselines = dir.path().join("baselines");
+        for (night, key) in [("n1", "old"), ("n2", "new")] {
+            let run = RunDir::create(dir.path(), night).unwrap();
+            let mut e = env("cpu", "7.2", "2026-12-07T10:00:00Z");
+            e.kernels.insert("k@good (x86_64)".into(), build("k", "older"));
+            e.kernels.insert("k (x86_64)".into(), build("k", key));
+            e.last_good = Some(LastGood { baseline: "nightly".into(), kernels: vec!["k@good".into()] });
+            run.write_env(&e).unwrap();
+            let mut boots = Vec::new();
+            for k in ["k@good", "k"] {
+                let mut c = cell(k, &[("dmabench.map_us", true, &[1.0])]);
+                c.reps = vec![passed(0)];
+                boots.push(PlannedBoot { cell: c.key.clone(), rep: 0 });
+                run.write_cell(&c).unwrap();
+            }
+            run.write_plan(&RunPlan { boots, state: RunState::Complete, shard: None, timing: None }).unwrap();
+            run.save_baseline(&baselines, "nightly").unwrap();
+        }
+        let b = RunDir::open(&baselines.join("nightly")).unwrap();
+        let cells = b.read_cells().unwrap();
+        assert_eq!(cells.iter().map(|c| c.key.kernel.as_str()).collect::<Vec<_>>(), ["k"]);
+        let e = b.read_env().unwrap();
+        assert_eq!(e.kernels.keys().collect::<Vec<_>>(), ["k (x86_64)"]);
+        assert_eq!(e.kernels["k (x86_64)"].key, "new");
+        assert!(e.last_good.is_none());
+        assert_eq!(b.read_plan().unwrap().incomplete(&cells), None);
+        let h = b.read_history();
+        assert_eq!(h.iter().map(|n| n.run.as_str()).collect::<Vec<_>>(), ["n1", "n2"]);
+        assert_eq!(h[1].kernels["k (x86_64)"], "new");
+    }
 }

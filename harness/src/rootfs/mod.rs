@@ -49,6 +49,31 @@ pub(crate) fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
+    let mut v = shared_entries(root, cache, &kernel.arch)?;
+    v.push(file("usr/bin/dma_map_benchmark", 0o755, read(&kernel.dma_map_benchmark())?));
+    Ok(v)
+}
+
+/// What every kernel of `arch` boots with (all but the tool built against
+/// each kernel's tree): its hash is the guest root filesystem's identity,
+/// which two runs must share for their numbers to compare.
+pub fn identity(root: &Path, cache: &Path, arch: &crate::kernel::arch::Arch) -> Result<String> {
+    Ok(key(&shared_entries(root, cache, arch)?))
+}
+
+fn key(entries: &[Entry]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"bounce-initramfs-v1\0");
+    for e in entries {
+        h.update(e.path.as_bytes());
+        h.update(&e.mode.to_le_bytes());
+        h.update(&(e.data.len() as u64).to_le_bytes());
+        h.update(&e.data);
+    }
+    h.finalize().to_hex()[..20].to_string()
+}
+
+fn shared_entries(root: &Path, cache: &Path, arch: &crate::kernel::arch::Arch) -> Result<Vec<Entry>> {
     use std::os::unix::fs::PermissionsExt;
     let mut v = Vec::new();
     for d in [
@@ -71,7 +96,7 @@ fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
     // The kernel opens /dev/console before /init runs (and before devtmpfs
     // is mounted): without the node, init has no stdin/stdout.
     v.push(Entry { path: "dev/console".into(), mode: S_IFCHR | 0o600, data: Vec::new(), rdev: Some((5, 1)) });
-    let busybox = debian::unpacked(cache, &kernel.arch.debian_arch, &["busybox-static".to_string()])?;
+    let busybox = debian::unpacked(cache, &arch.debian_arch, &["busybox-static".to_string()])?;
     v.push(file("bin/busybox", 0o755, read(&busybox.join("bin/busybox"))?));
     let overlay = root.join("rootfs/overlay");
     for rel in walk(&overlay)? {
@@ -83,8 +108,7 @@ fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
     for rel in walk(&wl)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "sh")) {
         v.push(file(&format!("bounce/workloads/{}", rel.display()), 0o644, read(&wl.join(&rel))?));
     }
-    v.push(file("usr/bin/dma_map_benchmark", 0o755, read(&kernel.dma_map_benchmark())?));
-    for (name, bin) in programs::build_all(root, cache, &kernel.arch)? {
+    for (name, bin) in programs::build_all(root, cache, arch)? {
         v.push(file(&format!("usr/bin/{name}"), 0o755, read(&bin)?));
     }
     Ok(v)
@@ -93,15 +117,7 @@ fn entries(root: &Path, cache: &Path, kernel: &Kernel) -> Result<Vec<Entry>> {
 /// Build (or find) the initramfs for `kernel`; returns its path.
 pub fn ensure(root: &Path, cache: &Path, kernel: &Kernel) -> Result<PathBuf> {
     let entries = entries(root, cache, kernel)?;
-    let mut h = blake3::Hasher::new();
-    h.update(b"bounce-initramfs-v1\0");
-    for e in &entries {
-        h.update(e.path.as_bytes());
-        h.update(&e.mode.to_le_bytes());
-        h.update(&(e.data.len() as u64).to_le_bytes());
-        h.update(&e.data);
-    }
-    let key = &h.finalize().to_hex()[..20];
+    let key = key(&entries);
     let dir = cache.join("initramfs");
     let out = dir.join(format!("{key}.cpio"));
     if crate::paths::is_sealed(&out) {

@@ -226,6 +226,27 @@ pub fn gate(tables: &[Table]) -> GateOutcome {
     }
 }
 
+/// How a comparison of two runs treats the drift between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drift {
+    /// Runs of one session (a bisection's steps against its base run).
+    Ignore,
+    /// Runs hours or days apart (a stored baseline): each tested row's
+    /// threshold is widened by the metric's measured drift across runs,
+    /// and a tested gated row without a drift figure is not judged.
+    Widen,
+}
+
+/// The floor that keeps drift alone from failing a stored-samples gate:
+/// both runs' medians drift (sd `drift_pct` each, so sd sqrt(2) x drift
+/// between them), and a one-sided excursion beyond it happens in 1 of
+/// 100 x `rows` nights, so in at most 1 night of 100 over all `rows`.
+pub fn drift_floor_pct(drift_pct: f64, rows: usize) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let z = Normal::standard().inverse_cdf(1.0 - 0.01 / rows.max(1) as f64);
+    z * std::f64::consts::SQRT_2 * drift_pct
+}
+
 /// One gated table of a new run against a base run (or baseline), after
 /// checking that the two are comparable at all. Refuses, with every
 /// reason, unless `allow_mismatch`.
@@ -234,6 +255,7 @@ pub fn across_runs(
     new: (&str, &crate::host::env::RunEnv, &[CellResult]),
     allow_mismatch: bool,
     noise: &NoiseTable,
+    drift: Drift,
 ) -> crate::failure::Result<Table> {
     let why = base.1.incomparable(new.1);
     if !why.is_empty() && !allow_mismatch {
@@ -258,7 +280,60 @@ pub fn across_runs(
     if !why.is_empty() {
         title.push_str(&format!(" -- COMPARED DESPITE: {}", why.join("; ")));
     }
-    Ok(judge_pairs(title, true, &pairs, noise, &[Axis::Swiotlb]))
+    let differs = base.1.differences(new.1);
+    if !differs.is_empty() {
+        title.push_str(&format!(" (note: {})", differs.join("; ")));
+    }
+    let (noise, _) = noise.applicable(new.1);
+    if drift == Drift::Ignore {
+        return Ok(judge_pairs(title, true, &pairs, &noise, &[Axis::Swiotlb]));
+    }
+    // Tonight's declarations rule (see judge_pairs), so tonight's cells
+    // carry the widened floors.
+    let widened: Vec<CellResult> = pairs
+        .iter()
+        .map(|(_, n)| {
+            let mut n = (*n).clone();
+            let drifting: Vec<(String, f64)> = n
+                .metrics
+                .keys()
+                .filter(|k| n.metrics[*k].decl.gate)
+                .filter_map(|k| noise.drift(&n, k).filter(|d| *d > 0.0).map(|d| (k.clone(), d)))
+                .collect();
+            let rows = pairs.iter().map(|(_, c)| c.metrics.values().filter(|m| m.decl.gate).count()).sum();
+            for (k, d) in drifting {
+                let m = n.metrics.get_mut(&k).unwrap();
+                m.decl.floor_pct = Some(m.decl.floor_pct().max(drift_floor_pct(d, rows)));
+            }
+            n
+        })
+        .collect();
+    let pairs2: Vec<Pair> = pairs.iter().zip(&widened).map(|((b, _), n)| (*b, n)).collect();
+    let mut t = judge_pairs(
+        format!("{title} (stored samples, thresholds widened by across-run drift)"),
+        true,
+        &pairs2,
+        &noise,
+        &[Axis::Swiotlb],
+    );
+    for (row, (_, n)) in t.rows.iter_mut().zip(row_cells(&pairs2)) {
+        let tested = row.j.noise_source != super::NoiseSource::Deterministic;
+        if row.j.gated && tested && noise.drift(n, &row.metric).is_none() {
+            row.j.verdict = Verdict::Inconclusive;
+        }
+    }
+    Ok(t)
+}
+
+/// The pair each row of `judge_pairs(pairs)` came from, in row order.
+fn row_cells<'a>(pairs: &[Pair<'a>]) -> Vec<Pair<'a>> {
+    pairs
+        .iter()
+        .flat_map(|(b, n)| {
+            let names: BTreeSet<&String> = b.metrics.keys().chain(n.metrics.keys()).collect();
+            names.into_iter().map(move |_| (*b, *n))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -268,16 +343,18 @@ mod tests {
     use crate::results::testing::cell;
 
     fn env(cpu: &str, qemu: &str) -> RunEnv {
-        serde_json::from_value(serde_json::json!({
-            "started_at": "", "command": "", "matrix_file": "", "harness_rev": "",
-            "host": {"cpu_model": cpu, "cores": 2, "mem_total_kib": 1, "kernel": "", "kvm_device": false},
-            "qemu": {"qemu-system-x86_64": qemu},
-            "accel": {"x86_64": {"accel": "tcg", "reason": ""}},
-            "kernels": {}
-        }))
-        .unwrap()
+        crate::results::testing::env(cpu, qemu, "2026-12-07T10:00:00Z")
     }
 
+    /// A table of drift figures for `metric` of the test cells, on `cpu`.
+    fn drifting(cpu: &str, metric: &str, pct: f64) -> NoiseTable {
+        let runs: Vec<(String, RunEnv, Vec<CellResult>)> = [100.0, 100.0 + pct, 100.0 - pct]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("r{i}"), env(cpu, "7.2"), vec![cell("k", &[(metric, true, &[*m, *m, *m])])]))
+            .collect();
+        NoiseTable::measure_drift(&runs)
+    }
     const BASE: &[f64] = &[1.9, 2.0, 1.9, 2.0, 1.9, 2.0];
     const SLOW: &[f64] = &[2.5, 2.6, 2.5, 2.4, 2.5, 2.6];
 
@@ -287,7 +364,8 @@ mod tests {
         let new =
             [cell("6.12-dynamic+fix", &[("dmabench.map_us", true, SLOW), ("dmabench.map_stddev_us", false, SLOW)])];
         let e = env("cpu", "7.2");
-        let t = across_runs(("a", &e, &base), ("b", &e, &new), false, &NoiseTable::default()).unwrap();
+        let drift = drifting("cpu", "dmabench.map_us", 1.0);
+        let t = across_runs(("a", &e, &base), ("b", &e, &new), false, &drift, Drift::Widen).unwrap();
         assert_eq!(t.rows.len(), 2);
         let g = gate(std::slice::from_ref(&t));
         assert_eq!(g.gated_rows, 1);
@@ -359,6 +437,7 @@ mod tests {
             ("b", &env("Xeon", "8.0"), &new),
             false,
             &NoiseTable::default(),
+            Drift::Widen,
         )
         .unwrap_err();
         assert_eq!(e.class, crate::failure::FailureClass::Input);
@@ -369,9 +448,61 @@ mod tests {
             ("b", &env("Xeon", "7.2"), &new),
             true,
             &NoiseTable::default(),
+            Drift::Ignore,
         )
         .unwrap();
         assert!(t.title.contains("COMPARED DESPITE"), "{}", t.title);
+        // The compiler and the guest's root filesystem count too; the
+        // harness's revision and the host's kernel are only shown.
+        let (mut a, mut b) = (env("EPYC", "7.2"), env("EPYC", "7.2"));
+        a.rootfs.insert("x86_64".into(), "r1".into());
+        b.rootfs.insert("x86_64".into(), "r2".into());
+        b.harness_rev = "abc".into();
+        b.host.kernel = "6.18".into();
+        let e =
+            across_runs(("a", &a, &base), ("b", &b, &new), false, &NoiseTable::default(), Drift::Ignore).unwrap_err();
+        assert!(e.message.contains("x86_64 guest root filesystem r1 here and r2 there"), "{}", e.message);
+        b.rootfs = a.rootfs.clone();
+        let t = across_runs(("a", &a, &base), ("b", &b, &new), false, &NoiseTable::default(), Drift::Ignore).unwrap();
+        assert!(
+            t.title.contains("(note: harness  here and abc there; host kernel  here and 6.18 there)"),
+            "{}",
+            t.title
+        );
+    }
+
+    /// Stored samples against tonight's: a shift the size of the drift
+    /// between runs does not fail the gate, a larger one does, and a tested
+    /// gated row with no drift figure is not judged but named.
+    #[test]
+    fn a_stored_samples_gate_widens_each_tested_row_by_its_measured_drift() {
+        let base = [cell("k", &[("dmabench.map_us", true, &[100.0, 102.0, 98.0, 101.0, 99.0, 100.5])])];
+        let shifted = |by: f64| {
+            [cell(
+                "k",
+                &[("dmabench.map_us", true, &[100.0 * by, 102.0 * by, 98.0 * by, 101.0 * by, 99.0 * by, 100.5 * by])],
+            )]
+        };
+        let e = env("cpu", "7.2");
+        // 4 % drift between runs: the floor is z(0.99) x sqrt(2) x 4 = 13.2 %.
+        assert!((drift_floor_pct(4.0, 1) - 13.16).abs() < 0.01, "{}", drift_floor_pct(4.0, 1));
+        let drift = drifting("cpu", "dmabench.map_us", 4.0);
+        let d = drift.drift.values().next().unwrap().sd_pct;
+        assert!((d - 4.0).abs() < 1e-9, "{d}");
+        let judge = |by: f64, noise: &NoiseTable, mode: Drift| {
+            let t = across_runs(("a", &e, &base), ("b", &e, &shifted(by)), false, noise, mode).unwrap();
+            gate(std::slice::from_ref(&t))
+        };
+        // +10 %: a regression when drift is ignored, within drift when not.
+        assert_eq!(judge(1.10, &drift, Drift::Ignore).regressions.len(), 1);
+        let g = judge(1.10, &drift, Drift::Widen);
+        assert!(g.regressions.is_empty(), "{g:?}");
+        assert_eq!(judge(1.25, &drift, Drift::Widen).regressions.len(), 1);
+        // Another host's drift does not apply: the row is named, unjudged.
+        let g = judge(1.25, &drifting("other", "dmabench.map_us", 4.0), Drift::Widen);
+        assert!(g.regressions.is_empty());
+        assert_eq!(g.unjudged.len(), 1, "{g:?}");
+        assert!(g.judged_nothing());
     }
 
     #[test]

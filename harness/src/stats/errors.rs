@@ -251,7 +251,8 @@ mod tests {
     fn an_unchanged_kernel_rarely_fails_and_a_large_regression_is_caught() {
         let noisy: Vec<f64> = [100.0, 104.0, 97.0, 101.0, 95.0, 103.0, 99.0, 106.0, 98.0, 102.0].to_vec();
         let cells = vec![cell("a", &noisy, false), cell("b", &[12.0; 10], true)];
-        let noise = NoiseTable::measure(&cells, "t");
+        let noise =
+            NoiseTable::measure(&cells, "t", &crate::results::testing::env("cpu", "7.2", "2026-12-07T10:00:00Z"));
         for draw in [Draw::Resampled, Draw::Modelled] {
             let e = measure(&cells, &noise, (10, 6), (400, 100), &[3.0, 25.0], draw, 7);
             assert!(e.false_alarm_rate() <= 0.03, "{draw:?}: {}", e.false_alarm_rate());

@@ -1,10 +1,19 @@
 //! Noise figures from A/A calibration: how much each metric moves between
-//! identical boots of one kernel, per accelerator, profile and swiotlb
-//! setting. A gate's threshold for a metric is at least its noise, so a
-//! metric that wobbles by 12 % (fio under TCG) is not judged by the
-//! yardstick of one that wobbles by 2 % (dma_map_benchmark).
+//! identical boots of one kernel, per host class, accelerator and clock,
+//! profile and swiotlb setting. A gate's threshold for a metric is at least
+//! its noise, so a metric that wobbles by 12 % (fio under TCG) is not judged
+//! by the yardstick of one that wobbles by 2 % (dma_map_benchmark). A figure
+//! from another host class or clock is never applied (an instruction-clock
+//! map_us noise of 0 would judge a host-clock cell whose noise is 30-45 %),
+//! and a figure older than `STALE_DAYS` is named and dropped.
+//!
+//! Drift figures are the other half: how far a metric's median moves
+//! between runs of one kernel hours apart (`bounce calibrate --drift`),
+//! which a comparison against stored samples must absorb and a same-run
+//! A/B never meets.
 
 use crate::failure::{Failure, Result};
+use crate::results::env::{HostInfo, RunEnv};
 use crate::results::{CellKey, CellResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,24 +22,92 @@ use std::path::Path;
 /// Where calibrations are kept, beside the baselines they serve.
 pub const FILE: &str = "results/baselines/noise.json";
 
+/// Figures older than this (against the run judged) are not applied: a
+/// host's QEMU, kernel and neighbours change within weeks.
+pub const STALE_DAYS: i64 = 30;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoiseFigure {
-    /// Relative standard deviation between boots, percent.
+    /// Relative standard deviation between boots (drift: between run
+    /// medians), percent.
     pub sd_pct: f64,
     pub boots: usize,
     pub kernel: String,
-    /// The run it was measured in.
+    /// The run it was measured in (drift: the runs, comma-separated).
     pub run: String,
+    /// `CPU MODEL xCORES` of the host it was measured on.
+    #[serde(default)]
+    pub host: String,
+    /// `tcg`, `tcg+icount2`, `kvm`.
+    #[serde(default)]
+    pub clock: String,
+    /// The day it was measured (YYYY-MM-DD).
+    #[serde(default)]
+    pub measured_at: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NoiseTable {
-    /// Keyed `ACCEL/PROFILE/SWIOTLB/WORKLOAD.METRIC`.
+    /// Keyed `HOST/CLOCK/PROFILE/SWIOTLB/WORKLOAD.METRIC`.
     pub figures: BTreeMap<String, NoiseFigure>,
+    /// Between-run drift of each metric's median, keyed the same way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drift: BTreeMap<String, NoiseFigure>,
 }
 
-fn key(accel: &str, cell: &CellKey, metric: &str) -> String {
-    format!("{accel}/{}/{}/{metric}", cell.profile, cell.swiotlb)
+/// The host class figures are kept for: the same CPU model and cores.
+pub fn host_class(h: &HostInfo) -> String {
+    format!("{} x{}", h.cpu_model, h.cores)
+}
+
+/// The accelerator and the clock guests ran on, as one key part.
+pub fn clock_class(cell: &CellResult) -> String {
+    match cell.accel.clock {
+        crate::results::env::Clock::Host => cell.accel.accel.qemu_arg().to_string(),
+        crate::results::env::Clock::Instructions(s) => format!("{}+icount{s}", cell.accel.accel.qemu_arg()),
+    }
+}
+
+fn key(host: &str, clock: &str, cell: &CellKey, metric: &str) -> String {
+    format!("{host}/{clock}/{}/{}/{metric}", cell.profile, cell.swiotlb)
+}
+
+/// The date part of an RFC 3339 time or a run name.
+fn day(t: &str) -> &str {
+    t.get(..10).unwrap_or(t)
+}
+
+fn days_between(earlier: &str, later: &str) -> Option<i64> {
+    let parse = |d: &str| humantime::parse_rfc3339(&format!("{}T00:00:00Z", day(d))).ok();
+    let (a, b) = (parse(earlier)?, parse(later)?);
+    Some(
+        b.duration_since(a)
+            .map(|d| d.as_secs() as i64 / 86400)
+            .unwrap_or_else(|e| -(e.duration().as_secs() as i64 / 86400)),
+    )
+}
+
+/// What `applicable` kept and dropped, for the report's provenance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    pub used: usize,
+    /// Figures of this host class and older than `STALE_DAYS`.
+    pub stale: usize,
+    pub newest: Option<String>,
+}
+
+impl Applied {
+    /// For a report's provenance: short lines (a mail reply is 75 columns).
+    pub fn describe(&self) -> Vec<String> {
+        let mut v = vec![match &self.newest {
+            Some(d) => format!("noise: {} figures calibrated on this host class, to {d}", self.used),
+            None => "noise: none calibrated on this host class (each row's own samples)".to_string(),
+        }];
+        if self.stale > 0 {
+            v.push(format!("noise: {} figures older than {STALE_DAYS} days not applied", self.stale));
+        }
+        v
+    }
 }
 
 impl NoiseTable {
@@ -50,33 +127,181 @@ impl NoiseTable {
         crate::results::store::write_json(path, self)
     }
 
+    /// The figures that apply to a run measured in `env`: its host class,
+    /// and no older than `STALE_DAYS` before it started. (`get` then
+    /// matches the clock per cell.)
+    pub fn applicable(&self, env: &RunEnv) -> (NoiseTable, Applied) {
+        let host = host_class(&env.host);
+        let mut applied = Applied::default();
+        let mut keep = |m: &BTreeMap<String, NoiseFigure>, count: bool| -> BTreeMap<String, NoiseFigure> {
+            m.iter()
+                .filter(|(_, f)| f.host == host)
+                .filter(|(_, f)| {
+                    let fresh = days_between(&f.measured_at, &env.started_at).is_none_or(|d| d <= STALE_DAYS);
+                    if count {
+                        if fresh {
+                            applied.used += 1;
+                            if applied.newest.as_deref().is_none_or(|n| n < day(&f.measured_at)) {
+                                applied.newest = Some(day(&f.measured_at).to_string());
+                            }
+                        } else {
+                            applied.stale += 1;
+                        }
+                    }
+                    fresh
+                })
+                .map(|(k, f)| (k.clone(), f.clone()))
+                .collect()
+        };
+        let figures = keep(&self.figures, true);
+        let drift = keep(&self.drift, false);
+        (NoiseTable { figures, drift }, applied)
+    }
+
+    /// The noise of `metric` in `cell` on its clock, from a table already
+    /// cut to the run's host (`applicable`).
     pub fn get(&self, cell: &CellResult, metric: &str) -> Option<f64> {
-        self.figures.get(&key(cell.accel.accel.qemu_arg(), &cell.key, metric)).map(|f| f.sd_pct)
+        self.lookup(&self.figures, cell, metric)
+    }
+
+    /// Its drift between runs, likewise.
+    pub fn drift(&self, cell: &CellResult, metric: &str) -> Option<f64> {
+        self.lookup(&self.drift, cell, metric)
+    }
+
+    fn lookup(&self, m: &BTreeMap<String, NoiseFigure>, cell: &CellResult, metric: &str) -> Option<f64> {
+        let clock = clock_class(cell);
+        let suffix = format!("/{clock}/{}/{}/{metric}", cell.key.profile, cell.key.swiotlb);
+        // Cut to one host already: the host part only has to exist.
+        m.iter().find(|(k, _)| k.ends_with(&suffix) && k.len() > suffix.len()).map(|(_, f)| f.sd_pct)
     }
 
     /// Every metric's spread over every passing boot of each cell: the
-    /// cells must all come from one kernel run against itself.
-    pub fn measure(cells: &[CellResult], run: &str) -> NoiseTable {
+    /// cells must all come from one kernel run against itself, in `env`.
+    pub fn measure(cells: &[CellResult], run: &str, env: &RunEnv) -> NoiseTable {
+        let host = host_class(&env.host);
         let mut figures = BTreeMap::new();
         for c in cells {
             for (name, m) in &c.metrics {
                 let v = m.values();
                 if let Some(sd) = relative_sd_pct(&v) {
+                    let clock = clock_class(c);
                     figures.insert(
-                        key(c.accel.accel.qemu_arg(), &c.key, name),
-                        NoiseFigure { sd_pct: sd, boots: v.len(), kernel: c.key.kernel.clone(), run: run.into() },
+                        key(&host, &clock, &c.key, name),
+                        NoiseFigure {
+                            sd_pct: sd,
+                            boots: v.len(),
+                            kernel: c.key.kernel.clone(),
+                            run: run.into(),
+                            host: host.clone(),
+                            clock,
+                            measured_at: day(&env.started_at).to_string(),
+                        },
                     );
                 }
             }
         }
-        NoiseTable { figures }
+        NoiseTable { figures, drift: BTreeMap::new() }
+    }
+
+    /// The drift of each metric's median across `runs` of one kernel (each
+    /// with its env): the relative SD of the per-run medians. The runs'
+    /// own boot noise is part of it, so it errs on the wide side.
+    pub fn measure_drift(runs: &[(String, RunEnv, Vec<CellResult>)]) -> NoiseTable {
+        let mut medians: BTreeMap<String, (Vec<f64>, NoiseFigure)> = BTreeMap::new();
+        for (name, env, cells) in runs {
+            let host = host_class(&env.host);
+            for c in cells {
+                for (metric, m) in &c.metrics {
+                    let Some(med) = crate::stats::median(&m.values()) else { continue };
+                    let clock = clock_class(c);
+                    let e = medians.entry(key(&host, &clock, &c.key, metric)).or_insert_with(|| {
+                        (
+                            Vec::new(),
+                            NoiseFigure {
+                                sd_pct: 0.0,
+                                boots: 0,
+                                kernel: c.key.kernel.clone(),
+                                run: String::new(),
+                                host: host.clone(),
+                                clock,
+                                measured_at: String::new(),
+                            },
+                        )
+                    });
+                    e.0.push(med);
+                    e.1.boots += m.values().len();
+                    e.1.run = if e.1.run.is_empty() { name.clone() } else { format!("{},{name}", e.1.run) };
+                    e.1.measured_at = e.1.measured_at.clone().max(day(&env.started_at).to_string());
+                }
+            }
+        }
+        let drift = medians
+            .into_iter()
+            .filter(|(_, (m, _))| m.len() == runs.len())
+            .filter_map(|(k, (m, mut f))| {
+                let mean = m.iter().sum::<f64>() / m.len() as f64;
+                let sd = (m.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m.len() - 1) as f64).sqrt();
+                f.sd_pct = if mean == 0.0 {
+                    if sd == 0.0 {
+                        0.0
+                    } else {
+                        return None;
+                    }
+                } else {
+                    sd / mean.abs() * 100.0
+                };
+                Some((k, f))
+            })
+            .collect();
+        NoiseTable { figures: BTreeMap::new(), drift }
     }
 
     /// Newer figures replace older ones for the same key; others stay.
     pub fn merge(&mut self, other: NoiseTable) {
         self.figures.extend(other.figures);
+        self.drift.extend(other.drift);
     }
 }
+
+/// Runs for `measure_drift`, oldest first: one kernel, one host class,
+/// each started at least `DRIFT_GAP_S` after the one before (runs minutes
+/// apart share the host's state and would show no drift).
+pub fn check_drift_runs(runs: &mut [(String, RunEnv, Vec<CellResult>)]) -> Result<()> {
+    runs.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at));
+    let kernel = |cells: &[CellResult]| cells.first().map(|c| c.key.kernel.clone()).unwrap_or_default();
+    let (k0, h0) = (kernel(&runs[0].2), host_class(&runs[0].1.host));
+    let at = |e: &RunEnv| humantime::parse_rfc3339(&e.started_at).ok();
+    for w in runs.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if kernel(&b.2) != k0 || host_class(&b.1.host) != h0 {
+            return Err(Failure::input(format!(
+                "{}: kernel {} on `{}`, but {} ran {k0} on `{h0}`: drift is measured on one kernel and one host class",
+                b.0,
+                kernel(&b.2),
+                host_class(&b.1.host),
+                runs[0].0
+            )));
+        }
+        let gap = match (at(&a.1), at(&b.1)) {
+            (Some(x), Some(y)) => y.duration_since(x).map(|d| d.as_secs()).unwrap_or(0),
+            _ => 0,
+        };
+        if gap < DRIFT_GAP_S {
+            return Err(Failure::input(format!(
+                "{} started {} min after {}: drift is measured across runs at least {} min apart",
+                b.0,
+                gap / 60,
+                a.0,
+                DRIFT_GAP_S / 60
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs closer than this are not separate enough to show drift.
+pub const DRIFT_GAP_S: u64 = 3600;
 
 /// Robust relative SD (1.4826 x MAD / median, the normal-consistent
 /// scale), because the verdicts are robust too: a rank test and a
@@ -98,6 +323,54 @@ fn relative_sd_pct(xs: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::testing::{cell, env};
+
+    /// Figures apply to the host class and clock they were measured on,
+    /// and only for STALE_DAYS.
+    #[test]
+    fn figures_apply_to_their_host_and_clock_and_expire() {
+        let c = cell("k", &[("dmabench.map_us", true, &[10.0, 11.0, 12.0, 10.5])]);
+        let t = NoiseTable::measure(std::slice::from_ref(&c), "r", &env("Xeon", "7.2", "2026-12-07T10:00:00Z"));
+        let f = t.figures.values().next().unwrap();
+        assert_eq!((f.host.as_str(), f.clock.as_str(), f.measured_at.as_str()), ("Xeon x2", "tcg", "2026-12-07"));
+        let (here, a) = t.applicable(&env("Xeon", "7.2", "2026-12-20T00:00:00Z"));
+        assert!(here.get(&c, "dmabench.map_us").is_some());
+        assert_eq!((a.used, a.stale), (1, 0));
+        // Another host class: nothing applies.
+        let (there, a) = t.applicable(&env("EPYC", "7.2", "2026-12-08T00:00:00Z"));
+        assert_eq!(there.get(&c, "dmabench.map_us"), None);
+        assert!(a.describe()[0].contains("none calibrated on this host class"), "{:?}", a.describe());
+        // Another clock: the same cell on the instruction clock finds none.
+        let mut counted = c.clone();
+        counted.accel.clock = crate::results::env::Clock::Instructions(2);
+        assert_eq!(here.get(&counted, "dmabench.map_us"), None);
+        // Older than STALE_DAYS: named, not applied.
+        let (late, a) = t.applicable(&env("Xeon", "7.2", "2027-02-01T00:00:00Z"));
+        assert_eq!(late.get(&c, "dmabench.map_us"), None);
+        assert_eq!((a.used, a.stale), (0, 1));
+        assert_eq!(a.describe()[1], "noise: 1 figures older than 30 days not applied");
+    }
+
+    #[test]
+    fn drift_needs_three_runs_an_hour_apart_of_one_kernel_on_one_host() {
+        let run = |name: &str, at: &str, cpu: &str, kernel: &str| {
+            (name.to_string(), env(cpu, "7.2", at), vec![cell(kernel, &[("dmabench.map_us", true, &[1.0, 1.0])])])
+        };
+        let mut ok = vec![
+            run("c", "2026-12-07T13:00:00Z", "X", "k"),
+            run("a", "2026-12-07T10:00:00Z", "X", "k"),
+            run("b", "2026-12-07T11:30:00Z", "X", "k"),
+        ];
+        check_drift_runs(&mut ok).unwrap();
+        assert_eq!(ok.iter().map(|r| r.0.as_str()).collect::<String>(), "abc");
+        let mut close = ok.clone();
+        close[2].1.started_at = "2026-12-07T11:50:00Z".into();
+        let e = check_drift_runs(&mut close).unwrap_err();
+        assert!(e.message.contains("c started 20 min after b"), "{}", e.message);
+        let mut other = ok.clone();
+        other[1] = run("b", "2026-12-07T11:30:00Z", "Y", "k");
+        assert!(check_drift_runs(&mut other).unwrap_err().message.contains("one kernel and one host class"));
+    }
 
     #[test]
     fn spread_is_relative_and_needs_three_boots() {
