@@ -460,7 +460,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 )));
             }
             let (noise, _) = NoiseTable::load(&root.join(stats::noise::FILE))?.applicable(&run.read_env()?);
-            let sizes = (n_base, m.spec.repetitions as usize);
+            // The nightly gate is same-run A/B: both sides boot the
+            // matrix's repetitions, drawn here from the one stored run.
+            let reps = m.spec.repetitions as usize;
+            let sizes = (reps, reps);
             let rates: Vec<_> = [stats::errors::Draw::Resampled, stats::errors::Draw::Modelled]
                 .into_iter()
                 .map(|d| {
@@ -475,7 +478,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     )
                 })
                 .collect();
-            outln!("{}", report::error_rates(&source, &rates));
+            outln!("{}", report::error_rates(&source, n_base, &rates));
             Ok(0)
         }
         Command::Calibrate { matrix, kernel, reps, machine, results, seed, run: stored, .. } => {

@@ -442,7 +442,11 @@ fn calibrate_power_prints_the_gates_false_alarm_rate_and_power() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     assert!(
-        out.contains("nightly gate of 6 boots a cell against nightly-tcg (10 boots a cell), 13 gated rows"),
+        out.contains("same-run nightly gate: 6 boots a cell of tonight's kernel against 6 of the last good build"),
+        "{out}"
+    );
+    assert!(
+        out.contains("13 gated rows, measured by running the gate itself over nights drawn from nightly-tcg (10 boots a cell)"),
         "{out}"
     );
     for line in ["boots resampled from the stored run:", "normal noise at the calibrated spread:", "false alarms: "] {

@@ -607,25 +607,22 @@ pub fn calibration(
 /// The gate's measured error rates (`bounce calibrate --power`): per way
 /// of drawing nights, the false alarms of an unchanged kernel and each
 /// gated row's power against seeded regressions, beside the targets.
-pub fn error_rates(source: &str, rates: &[stats::errors::ErrorRates]) -> String {
+pub fn error_rates(source: &str, stored_boots: usize, rates: &[stats::errors::ErrorRates]) -> String {
     use std::fmt::Write;
     let mut t = String::new();
     let Some(first) = rates.first() else { return t };
     let _ = writeln!(
         t,
-        "Error rates of a nightly gate of {} boots a cell against {source} ({} boots a cell), {} gated rows,",
-        first.n_new,
-        first.n_base,
+        "Error rates of the same-run nightly gate: {} boots a cell of tonight's kernel against {} of the last good build,",
+        first.n_new, first.n_base
+    );
+    let _ = writeln!(
+        t,
+        "{} gated rows, measured by running the gate itself over nights drawn from {source} ({stored_boots} boots a cell).",
         first.rows.len()
     );
-    t.push_str(
-        "measured by running the gate itself over simulated nights. Both sides are
-",
-    );
-    t.push_str(
-        "drawn from one run: drift between runs on different days is not in them.
-",
-    );
+    t.push_str("Both sides come from one run, as the same-run gate's do; a stored-samples gate also\n");
+    t.push_str("meets drift between runs, which `bounce calibrate --drift` measures.\n");
     for e in rates {
         let _ = writeln!(
             t,
