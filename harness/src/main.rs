@@ -422,7 +422,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let mut runs = Vec::new();
             for r in &drift {
                 let dir = RunDir::resolve(r, &baselines)?;
-                let cells = dir.read_cells()?;
+                // A same-run night boots its last good build beside its own
+                // kernel: tonight's boots are the ones that span nights.
+                let mut cells = dir.read_cells()?;
+                cells.retain(|c| !c.key.kernel.ends_with(bounce::matrix::GOOD_SUFFIX));
                 one_kernel(&cells, r)?;
                 runs.push((dir.name(), dir.read_env()?, cells));
             }
