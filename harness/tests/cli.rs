@@ -446,7 +446,9 @@ fn calibrate_power_prints_the_gates_false_alarm_rate_and_power() {
         "{out}"
     );
     assert!(
-        out.contains("13 gated rows, measured by running the gate itself over nights drawn from nightly-tcg (10 boots a cell)"),
+        out.contains(
+            "13 gated rows, measured by running the gate itself over nights drawn from nightly-tcg (10 boots a cell)"
+        ),
         "{out}"
     );
     for line in ["boots resampled from the stored run:", "normal noise at the calibrated spread:", "false alarms: "] {
