@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-pub use crate::results::env::{BuildMeta, HostInfo, LastGood, ProfileNote, RunEnv, ShardNote};
+pub use crate::results::env::{
+    kernel_label, label_kernel, BuildMeta, HostInfo, LastGood, ProfileNote, RunEnv, ShardNote,
+};
 
 pub fn host_info() -> HostInfo {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -211,7 +211,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
         qemu,
         accel: accels.clone(),
         harness_rev: rev,
-        kernels: prepared.kernels.iter().map(|((v, a), (k, _))| (format!("{v} ({a})"), k.meta.clone())).collect(),
+        kernels: prepared.kernels.iter().map(|((v, a), (k, _))| (env::kernel_label(v, a), k.meta.clone())).collect(),
         rootfs: prepared.rootfs.clone(),
         profiles: m
             .profiles
@@ -270,7 +270,7 @@ async fn resume(root: &Path, cache: &Path, opts: &Options, dir: &Path) -> Result
         let builds: Vec<BuildMeta> = env
             .kernels
             .iter()
-            .filter(|(label, _)| g.kernels.iter().any(|k| label.starts_with(&format!("{k} ("))))
+            .filter(|(label, _)| g.kernels.iter().any(|k| k == env::label_kernel(label)))
             .map(|(_, b)| b.clone())
             .collect();
         pin_last_good(&mut m, &file, &g.baseline, &builds)?;

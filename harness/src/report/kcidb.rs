@@ -103,10 +103,7 @@ pub fn render(r: &RunReport) -> Result<String> {
             c
         });
         let build = id("build", &segment(name));
-        // By the kernel axis's name, which a pinned last good build (`@good`)
-        // does not share with the variant it was built as.
-        let axis_name = name.rsplit_once(" (").map(|(v, _)| v).unwrap_or(&k.variant);
-        build_of.insert((axis_name.to_string(), k.arch.clone()), build.clone());
+        build_of.insert((crate::results::env::label_kernel(name).to_string(), k.arch.clone()), build.clone());
         builds.push(json!({
             "id": build,
             "origin": ORIGIN,

@@ -94,6 +94,18 @@ pub struct HostInfo {
     pub kvm_device: bool,
 }
 
+/// `RunEnv::kernels` is keyed `KERNEL (ARCH)`, KERNEL as the run's kernel
+/// axis names it (which a pinned `@good` build does not share with the
+/// variant its record says it was built as).
+pub fn kernel_label(kernel: &str, arch: &str) -> String {
+    format!("{kernel} ({arch})")
+}
+
+/// The kernel-axis name in a `kernel_label`.
+pub fn label_kernel(label: &str) -> &str {
+    label.rsplit_once(" (").map_or(label, |(k, _)| k)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunEnv {
     pub started_at: String,

@@ -139,7 +139,7 @@ impl RunDir {
         let mut env = self.read_env()?;
         let pinned = env.last_good.take().map(|g| g.kernels).unwrap_or_default();
         let is_pinned = |kernel: &str| pinned.iter().any(|k| k == kernel);
-        env.kernels.retain(|label, _| !pinned.iter().any(|k| label.starts_with(&format!("{k} ("))));
+        env.kernels.retain(|label, _| !is_pinned(super::env::label_kernel(label)));
         env.compare.retain(|c| !is_pinned(&c.base));
         let mut plan = self.read_plan()?;
         plan.boots.retain(|b| !is_pinned(&b.cell.kernel));

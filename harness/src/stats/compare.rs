@@ -290,50 +290,36 @@ pub fn across_runs(
     }
     // Tonight's declarations rule (see judge_pairs), so tonight's cells
     // carry the widened floors.
+    let rows = pairs.iter().map(|(_, c)| c.metrics.values().filter(|m| m.decl.gate).count()).sum();
     let widened: Vec<CellResult> = pairs
         .iter()
-        .map(|(_, n)| {
-            let mut n = (*n).clone();
-            let drifting: Vec<(String, f64)> = n
-                .metrics
-                .keys()
-                .filter(|k| n.metrics[*k].decl.gate)
-                .filter_map(|k| noise.drift(&n, k).filter(|d| *d > 0.0).map(|d| (k.clone(), d)))
-                .collect();
-            let rows = pairs.iter().map(|(_, c)| c.metrics.values().filter(|m| m.decl.gate).count()).sum();
-            for (k, d) in drifting {
-                let m = n.metrics.get_mut(&k).unwrap();
-                m.decl.floor_pct = Some(m.decl.floor_pct().max(drift_floor_pct(d, rows)));
+        .map(|(_, tonight)| {
+            let mut n = (*tonight).clone();
+            for (k, m) in n.metrics.iter_mut().filter(|(_, m)| m.decl.gate) {
+                if let Some(d) = noise.drift(tonight, k).filter(|d| *d > 0.0) {
+                    m.decl.floor_pct = Some(m.decl.floor_pct().max(drift_floor_pct(d, rows)));
+                }
             }
             n
         })
         .collect();
-    let pairs2: Vec<Pair> = pairs.iter().zip(&widened).map(|((b, _), n)| (*b, n)).collect();
+    let pairs: Vec<Pair> = pairs.iter().zip(&widened).map(|((b, _), n)| (*b, n)).collect();
     let mut t = judge_pairs(
         format!("{title} (stored samples, thresholds widened by across-run drift)"),
         true,
-        &pairs2,
+        &pairs,
         &noise,
         &[Axis::Swiotlb],
     );
-    for (row, (_, n)) in t.rows.iter_mut().zip(row_cells(&pairs2)) {
+    for row in &mut t.rows {
         let tested = row.j.noise_source != super::NoiseSource::Deterministic;
-        if row.j.gated && tested && noise.drift(n, &row.metric).is_none() {
+        let no_drift =
+            widened.iter().find(|c| c.key == row.new_cell).is_none_or(|c| noise.drift(c, &row.metric).is_none());
+        if row.j.gated && tested && no_drift {
             row.j.verdict = Verdict::Inconclusive;
         }
     }
     Ok(t)
-}
-
-/// The pair each row of `judge_pairs(pairs)` came from, in row order.
-fn row_cells<'a>(pairs: &[Pair<'a>]) -> Vec<Pair<'a>> {
-    pairs
-        .iter()
-        .flat_map(|(b, n)| {
-            let names: BTreeSet<&String> = b.metrics.keys().chain(n.metrics.keys()).collect();
-            names.into_iter().map(move |_| (*b, *n))
-        })
-        .collect()
 }
 
 #[cfg(test)]

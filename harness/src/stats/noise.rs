@@ -53,6 +53,9 @@ pub struct NoiseTable {
     /// Between-run drift of each metric's median, keyed the same way.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drift: BTreeMap<String, NoiseFigure>,
+    /// The host class `applicable` cut the table to: lookups go by it.
+    #[serde(skip)]
+    cut_to: Option<String>,
 }
 
 /// The host class figures are kept for: the same CPU model and cores.
@@ -132,34 +135,22 @@ impl NoiseTable {
     /// matches the clock per cell.)
     pub fn applicable(&self, env: &RunEnv) -> (NoiseTable, Applied) {
         let host = host_class(&env.host);
-        let mut applied = Applied::default();
-        let mut keep = |m: &BTreeMap<String, NoiseFigure>, count: bool| -> BTreeMap<String, NoiseFigure> {
-            m.iter()
-                .filter(|(_, f)| f.host == host)
-                .filter(|(_, f)| {
-                    let fresh = days_between(&f.measured_at, &env.started_at).is_none_or(|d| d <= STALE_DAYS);
-                    if count {
-                        if fresh {
-                            applied.used += 1;
-                            if applied.newest.as_deref().is_none_or(|n| n < day(&f.measured_at)) {
-                                applied.newest = Some(day(&f.measured_at).to_string());
-                            }
-                        } else {
-                            applied.stale += 1;
-                        }
-                    }
-                    fresh
-                })
-                .map(|(k, f)| (k.clone(), f.clone()))
-                .collect()
+        let fresh = |f: &NoiseFigure| days_between(&f.measured_at, &env.started_at).is_none_or(|d| d <= STALE_DAYS);
+        let here = |m: &BTreeMap<String, NoiseFigure>| -> BTreeMap<String, NoiseFigure> {
+            m.iter().filter(|(_, f)| f.host == host && fresh(f)).map(|(k, f)| (k.clone(), f.clone())).collect()
         };
-        let figures = keep(&self.figures, true);
-        let drift = keep(&self.drift, false);
-        (NoiseTable { figures, drift }, applied)
+        let figures = here(&self.figures);
+        let applied = Applied {
+            used: figures.len(),
+            stale: self.figures.values().filter(|f| f.host == host).count() - figures.len(),
+            newest: figures.values().map(|f| day(&f.measured_at)).max().map(str::to_string),
+        };
+        let drift = here(&self.drift);
+        (NoiseTable { figures, drift, cut_to: Some(host) }, applied)
     }
 
-    /// The noise of `metric` in `cell` on its clock, from a table already
-    /// cut to the run's host (`applicable`).
+    /// The noise of `metric` in `cell` on its clock; only a table cut to
+    /// the run's host (`applicable`) has any to give.
     pub fn get(&self, cell: &CellResult, metric: &str) -> Option<f64> {
         self.lookup(&self.figures, cell, metric)
     }
@@ -170,10 +161,8 @@ impl NoiseTable {
     }
 
     fn lookup(&self, m: &BTreeMap<String, NoiseFigure>, cell: &CellResult, metric: &str) -> Option<f64> {
-        let clock = clock_class(cell);
-        let suffix = format!("/{clock}/{}/{}/{metric}", cell.key.profile, cell.key.swiotlb);
-        // Cut to one host already: the host part only has to exist.
-        m.iter().find(|(k, _)| k.ends_with(&suffix) && k.len() > suffix.len()).map(|(_, f)| f.sd_pct)
+        let host = self.cut_to.as_deref()?;
+        m.get(&key(host, &clock_class(cell), &cell.key, metric)).map(|f| f.sd_pct)
     }
 
     /// Every metric's spread over every passing boot of each cell: the
@@ -201,7 +190,7 @@ impl NoiseTable {
                 }
             }
         }
-        NoiseTable { figures, drift: BTreeMap::new() }
+        NoiseTable { figures, ..NoiseTable::default() }
     }
 
     /// The drift of each metric's median across `runs` of one kernel (each
@@ -240,21 +229,18 @@ impl NoiseTable {
             .into_iter()
             .filter(|(_, (m, _))| m.len() == runs.len())
             .filter_map(|(k, (m, mut f))| {
-                let mean = m.iter().sum::<f64>() / m.len() as f64;
-                let sd = (m.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m.len() - 1) as f64).sqrt();
-                f.sd_pct = if mean == 0.0 {
-                    if sd == 0.0 {
-                        0.0
-                    } else {
-                        return None;
-                    }
-                } else {
-                    sd / mean.abs() * 100.0
+                use statrs::statistics::Statistics;
+                let (mean, sd) = (m.iter().mean(), m.iter().std_dev());
+                f.sd_pct = match (mean == 0.0, sd == 0.0) {
+                    (false, _) => sd / mean.abs() * 100.0,
+                    (true, true) => 0.0,
+                    // No scale to be relative to.
+                    (true, false) => return None,
                 };
                 Some((k, f))
             })
             .collect();
-        NoiseTable { figures: BTreeMap::new(), drift }
+        NoiseTable { drift, ..NoiseTable::default() }
     }
 
     /// Newer figures replace older ones for the same key; others stay.
