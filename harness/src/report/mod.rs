@@ -572,7 +572,8 @@ pub fn drift(runs: &[(String, RunEnv, Vec<CellResult>)], measured: &NoiseTable) 
         let short = k.split_once('/').map(|(_, r)| r).unwrap_or(k);
         out.push_str(&format!(
             "  {short:<58} drift {d:>5.2}%  floor {:>5.1}%\n",
-            stats::compare::drift_floor_pct(*d, rows.iter().filter(|(_, d)| *d > 0.0).count())
+            // k as a stored comparison of these cells counts it: every gated row.
+            stats::compare::drift_floor_pct(*d, rows.len())
         ));
     }
     out.push_str(&format!("{} drift figures in all (every metric)", measured.drift.len()));
