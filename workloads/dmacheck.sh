@@ -10,6 +10,7 @@ workload_main() {
 	echo "${BOUNCE_ROUNDS:-1}" > $d/rounds
 	echo "${BOUNCE_HOLD:-8}" > $d/hold
 	echo "${BOUNCE_HOLD_KIB:-64}" > $d/hold_kib
+	echo "${BOUNCE_TRANSIENT:-0}" > $d/transient
 	for m in $(echo "${BOUNCE_MASKS:-0}" | tr , ' '); do
 		echo "$m" > $d/min_align_mask || return 1
 		section "dmacheck-mask-$m" cat $d/run || return 1

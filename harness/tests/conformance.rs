@@ -222,6 +222,49 @@ swiotlb:
     assert!(f.message.contains("the background worker did not grow it"), "{}", f.message);
 }
 
+/// An upstream bug, found by dmacheck's transient probe. With every pool
+/// full, a 6.12 dynamic kernel refuses a 4 KiB mapping from an address
+/// with bit 11 set under NVMe's min_align_mask: the transient pool made
+/// for it starts on a page, and its first slot cannot keep the bit. The
+/// probe fails the unpatched dynamic kernel, passes it with the fix
+/// (kernels/patches/fix-transient-align.mbox), and the fixed kernel, which
+/// cannot grow, skips it and passes its cases.
+#[test]
+fn the_transient_probe_finds_the_upstream_alignment_bug_and_passes_its_fix() {
+    let _lock = heavy_lock();
+    let r = run_caught(
+        &["6.12-fixed", "6.12-dynamic"],
+        &["6.12-dynamic"],
+        &["fix-transient-align.mbox"],
+        r#"profiles: [sev-emulated]
+workloads: [dmacheck-transient]
+swiotlb:
+  default: ""
+"#,
+    );
+    let bug = "6.12-dynamic.sev-emulated.dmacheck-transient.default";
+    let f = failure_of(&r, bug);
+    assert_eq!(f.class, FailureClass::Correctness, "{f:?}");
+    // The kernel's own word first; dmacheck's line names the mapping.
+    assert!(
+        f.message.starts_with("kernel log (swiotlb-full): ")
+            && f.message.contains("swiotlb buffer is full (sz: 4096 bytes)"),
+        "{}",
+        f.message
+    );
+    let said = r.guest_file(bug, "channel.log");
+    assert!(
+        said.contains("FAIL thread=0 single dir=to size=4096 offset=2048: refused though swiotlb can grow"),
+        "{said}"
+    );
+    for id in [
+        "6.12-dynamic+fix-transient-align.sev-emulated.dmacheck-transient.default",
+        "6.12-fixed.sev-emulated.dmacheck-transient.default",
+    ] {
+        assert_eq!(r.cell(id).status(), Status::Pass, "{id}: {:?}", r.cell(id).worst_failure());
+    }
+}
+
 /// PRIME into a second device: the framebuffer exported by virtio-gpu and
 /// imported by dmacheck is mapped by drm_gem_map_dma_buf() with
 /// DMA_ATTR_SKIP_CPU_SYNC. A swiotlb that copies into the slot only when

@@ -72,8 +72,10 @@ pub fn metrics(t: &Transcript) -> Result<BTreeMap<String, f64>> {
 
 /// Every case must pass; a dynamic kernel must refuse no mapping (it
 /// grows, or makes a transient pool, instead); a fixed one may, and its
-/// log says so.
-pub fn check(t: &Transcript, dynamic: bool) -> Result<()> {
+/// log says so. With the transient probe asked for, a dynamic kernel's
+/// probe must have reached a transient pool: one that found the pools
+/// never full, or grown before the probe, judged nothing.
+pub fn check(t: &Transcript, dynamic: bool, transient: bool) -> Result<()> {
     let runs = runs(t)?;
     for r in &runs {
         if r.total.failed > 0 {
@@ -87,6 +89,18 @@ pub fn check(t: &Transcript, dynamic: bool) -> Result<()> {
             return Err(Failure::new(
                 FailureClass::Workload,
                 format!("dmacheck (min_align_mask {}) ran no case", r.mask),
+            ));
+        }
+    }
+    if dynamic && transient {
+        let said: Vec<&str> =
+            runs.iter().flat_map(|r| r.lines.iter()).filter_map(|l| l.trim().strip_prefix("transient: ")).collect();
+        if !said.iter().any(|l| l.starts_with("reached")) {
+            let why =
+                said.first().map(|l| format!(": {l}")).unwrap_or_else(|| ": it printed no `transient:` line".into());
+            return Err(Failure::new(
+                FailureClass::Workload,
+                format!("dmacheck's transient probe judged nothing (no mapping got a transient pool){why}"),
             ));
         }
     }
@@ -121,13 +135,13 @@ mod tests {
         assert_eq!(m["cases"], 1904.0);
         assert_eq!(m["mappings_bounced"], 1920.0);
         assert_eq!(m["cases_failed"], 0.0);
-        assert!(check(&t, true).is_ok());
+        assert!(check(&t, true, false).is_ok());
     }
 
     #[test]
     fn a_failed_case_is_named_with_its_first_differing_byte() {
         let bad = "FAIL thread=1 page dir=from size=4097 offset=67: CPU side after unmap: byte 2048 is 0x5a, expected 0x5b\nthread 1: cases 476 failed 3 refused 0 bounced 480\ntotal: cases 952 failed 3 refused 0 bounced 960\n";
-        let e = check(&transcript(CLEAN, bad), false).unwrap_err();
+        let e = check(&transcript(CLEAN, bad), false, false).unwrap_err();
         assert_eq!(e.class, FailureClass::Correctness);
         assert_eq!(
             e.message,
@@ -139,10 +153,34 @@ mod tests {
     fn refusals_fail_a_dynamic_kernel_only() {
         let full = "total: cases 952 failed 0 refused 12 bounced 940\n";
         let t = transcript(CLEAN, full);
-        assert!(check(&t, false).is_ok());
-        let e = check(&t, true).unwrap_err();
+        assert!(check(&t, false, false).is_ok());
+        let e = check(&t, true, false).unwrap_err();
         assert!(e.message.contains("a dynamic kernel refused 12 of 952 mappings"), "{}", e.message);
         assert_eq!(metrics(&t).unwrap()["mappings_refused"], 12.0);
+    }
+
+    #[test]
+    fn the_transient_probe_fails_a_refusal_and_must_reach_a_transient_pool() {
+        let reached = "transient: reached, 1029 mappings (131080 KiB) held, the last at 0x000000007c3ff800 in a transient pool\nthread 0: cases 469 failed 0 refused 0 bounced 469\ntotal: cases 469 failed 0 refused 0 bounced 469\n";
+        assert!(check(&transcript(CLEAN, reached), true, true).is_ok());
+        // Recorded from 6.12-dynamic on sev-emulated, the upstream bug.
+        let refused = "FAIL thread=0 single dir=to size=4096 offset=2048: refused though swiotlb can grow: every pool full (1029 held, 131080 KiB), a page-aligned mapping got a transient pool, this one none\nthread 0: cases 469 failed 1 refused 0 bounced 468\ntotal: cases 469 failed 1 refused 0 bounced 468\n";
+        let e = check(&transcript(CLEAN, refused), true, true).unwrap_err();
+        assert_eq!(e.class, FailureClass::Correctness);
+        assert!(e.message.contains("offset=2048: refused though swiotlb can grow"), "{}", e.message);
+        let never = "transient: not reached, 4096 mappings (1048576 KiB) held and no transient pool made\ntotal: cases 468 failed 0 refused 0 bounced 468\n";
+        let e = check(&transcript(CLEAN, never), true, true).unwrap_err();
+        assert_eq!(e.class, FailureClass::Workload);
+        assert!(e.message.ends_with("judged nothing (no mapping got a transient pool): not reached, 4096 mappings (1048576 KiB) held and no transient pool made"), "{}", e.message);
+        assert!(check(&transcript(CLEAN, CLEAN), true, true)
+            .unwrap_err()
+            .message
+            .contains("printed no `transient:` line"));
+        // A fixed kernel skips the probe; not asked for, nothing is required.
+        let skipped =
+            "transient: skipped, this device's swiotlb cannot grow\ntotal: cases 468 failed 0 refused 0 bounced 468\n";
+        assert!(check(&transcript(CLEAN, skipped), false, true).is_ok());
+        assert!(check(&transcript(CLEAN, CLEAN), true, false).is_ok());
     }
 
     #[test]

@@ -387,7 +387,9 @@ impl Workload {
             }),
             Kind::Network => net::check(out.transcript, out.services),
             Kind::Drm => drm::check(out.transcript, out.dir),
-            Kind::Dmacheck => dmacheck::check(out.transcript, out.dynamic),
+            Kind::Dmacheck => {
+                dmacheck::check(out.transcript, out.dynamic, self.param_u64("transient").unwrap_or(0) == 1)
+            }
             Kind::Memory | Kind::Dmabench | Kind::Growth | Kind::Common => Ok(()),
         }
     }
