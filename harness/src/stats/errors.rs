@@ -43,14 +43,16 @@ pub struct RowPower {
     pub cell: String,
     pub metric: String,
     pub threshold_pct: f64,
-    /// The MDE the report prints for this row at these sizes.
+    /// The MDE the report prints for this row at these sizes: its median
+    /// over the nights simulated (each night prints its own, from the
+    /// calibrated noise or the spread of its boots, whichever is wider).
     pub mde_pct: Option<f64>,
     /// (change in the worse direction, percent; share of nights on which
     /// the gate failed on this row).
     pub power: Vec<(f64, f64)>,
     /// The share of nights on which the row's own test detected a change
-    /// of the printed MDE (q below the gate's level, in the worse
-    /// direction; the deterministic rule for rows that held still),
+    /// of the MDE that night printed (q below the gate's level, in the
+    /// worse direction; the deterministic rule for rows that held still),
     /// whether or not it passed the threshold: what the MDE promises.
     pub at_mde: Option<f64>,
 }
@@ -167,6 +169,7 @@ pub fn measure(
         cells.iter().enumerate().flat_map(|(i, c)| c.metrics.keys().map(move |k| (i, k.clone()))).collect();
     let mut out_rows: Vec<RowPower> = Vec::new();
     let mut caught = vec![vec![0usize; shifts.len() + 1]; rows.len()];
+    let mut mdes: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     let mut false_alarms = 0;
     for night in 0..nights {
         let base: Vec<CellResult> = cells.iter().map(|c| side(c, n_base, draw, noise, &mut rng, "base")).collect();
@@ -198,11 +201,13 @@ pub fn measure(
             continue;
         }
         for (ri, (i, k)) in rows.iter().enumerate() {
-            let mde = out_rows[ri].mde_pct;
             let c = &cells[*i];
             let this = |r: &super::compare::Row| {
                 r.metric == *k && r.profile == c.key.profile && r.new_cell.swiotlb == c.key.swiotlb
             };
+            // Tonight's printed MDE, from the unchanged night's boots.
+            let mde = t.rows.iter().find(|r| this(r)).and_then(|r| r.j.mde_pct);
+            mdes[ri].extend(mde);
             for (si, pct) in shifts.iter().copied().map(Some).chain([mde]).enumerate() {
                 let Some(pct) = pct else { continue };
                 let mut moved = new.clone();
@@ -224,7 +229,13 @@ pub fn measure(
     for (ri, r) in out_rows.iter_mut().enumerate() {
         let share = |n: usize| n as f64 / power_nights.min(nights).max(1) as f64;
         r.power = shifts.iter().enumerate().map(|(si, s)| (*s, share(caught[ri][si]))).collect();
-        r.at_mde = r.mde_pct.map(|_| share(caught[ri][shifts.len()]));
+        if !mdes[ri].is_empty() {
+            r.mde_pct = median(&mdes[ri]);
+            // Of the nights that printed one.
+            r.at_mde = Some(caught[ri][shifts.len()] as f64 / mdes[ri].len() as f64);
+        } else {
+            r.at_mde = None;
+        }
     }
     ErrorRates { draw, nights, power_nights: power_nights.min(nights), n_base, n_new, false_alarms, rows: out_rows }
 }
