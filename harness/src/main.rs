@@ -200,6 +200,12 @@ enum Command {
         /// Same as --format markdown.
         #[arg(long, conflicts_with = "format")]
         markdown: bool,
+        /// Judge the run's gated comparisons too, and exit 7 when one
+        /// regressed: how a sharded nightly, merged, is gated. A run booted
+        /// with `--gate BASELINE` is judged same-run A/B, its last good
+        /// build against tonight's.
+        #[arg(long)]
+        gate: bool,
     },
 }
 
@@ -342,10 +348,6 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Relay { to } => bounce::workload::services::relay(to).await.map(|()| 0),
         Command::Matrix { matrix, dry_run, run: args, gate, stored, allow_env_mismatch, resume, shard } => {
             let matrix = matrix.unwrap_or_else(|| root.join("matrix.yaml"));
-            if dry_run {
-                return dry(&root, &matrix, args.reps, shard);
-            }
-            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             // A missing baseline is bad input: say so before an hour of
             // boots, not after.
             let baseline = match gate.as_deref() {
@@ -360,17 +362,13 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             // Same-run A/B unless --stored: the baseline's kernels, as built
             // the night it was saved, boot beside tonight's.
             let last_good = match (&baseline, stored) {
-                (Some(b), false) => Some((
-                    b.name(),
-                    b.read_env()?
-                        .kernels
-                        .into_iter()
-                        .filter(|(label, _)| !label.contains(bounce::matrix::GOOD_SUFFIX))
-                        .map(|(_, build)| build)
-                        .collect(),
-                )),
+                (Some(b), false) => Some(last_good_builds(b)?),
                 _ => None,
             };
+            if dry_run {
+                return dry(&root, &matrix, args.reps, shard, last_good);
+            }
+            let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             let opts = run::Options { shard, last_good, ..args.options(&root, matrix, resume) };
             let out = run::run(&root, &cache, &opts).await?;
             let mut judged = report::RunReport::load(&root, &out.run, &noise)?;
@@ -681,18 +679,63 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Report { run, format, markdown } => {
+        Command::Report { run, format, markdown, gate } => {
             let format = if markdown { report::Format::Markdown } else { format };
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
-            let judged = report::RunReport::load(&root, &RunDir::open(&run)?, &noise)?;
+            let mut judged = report::RunReport::load(&root, &RunDir::open(&run)?, &noise)?;
+            let gate_code = if gate {
+                let mode = match &judged.env.last_good {
+                    Some(g) => report::GateMode::SameRun {
+                        baseline: g.baseline.clone(),
+                        history: RunDir::resolve(&g.baseline, &root.join("results/baselines"))
+                            .map(|b| b.read_history().len())
+                            .unwrap_or(0),
+                        kernels: g.kernels.clone(),
+                    },
+                    None => report::GateMode::InRun,
+                };
+                judged.judge_gate(None, mode)
+            } else {
+                0
+            };
             outln!("{}", judged.render(format)?);
-            Ok(judged.exit_code())
+            // A broken cell or an unfinished run outranks a slow one.
+            Ok(match judged.exit_code() {
+                0 => gate_code,
+                worse => worse,
+            })
         }
     }
 }
 
-fn dry(root: &Path, matrix: &Path, reps: Option<u32>, shard: Option<Shard>) -> Result<i32> {
+/// A baseline's builds of tonight's kernels (its own `@good` boots set
+/// aside): what a same-run gate boots beside them.
+fn last_good_builds(b: &RunDir) -> Result<(String, Vec<bounce::results::env::BuildMeta>)> {
+    let builds = b
+        .read_env()?
+        .kernels
+        .into_iter()
+        .filter(|(label, _)| !label.contains(bounce::matrix::GOOD_SUFFIX))
+        .map(|(_, build)| build)
+        .collect();
+    Ok((b.name(), builds))
+}
+
+fn dry(
+    root: &Path,
+    matrix: &Path,
+    reps: Option<u32>,
+    shard: Option<Shard>,
+    last_good: Option<(String, Vec<bounce::results::env::BuildMeta>)>,
+) -> Result<i32> {
     let mut m = Matrix::load(root, matrix)?;
+    if let Some((baseline, builds)) = &last_good {
+        let g = run::pin_last_good(&mut m, matrix, baseline, builds)?;
+        for k in &g.kernels {
+            let keys = m.variants[k].pinned.iter().map(|(a, key)| format!("{key} ({a})")).collect::<Vec<_>>();
+            outln!("same-run A/B: {k} boots baseline {baseline}'s build {} beside tonight's", keys.join(", "));
+        }
+    }
     let (mut cells, skipped) = m.expand();
     let reps = reps.unwrap_or(m.spec.repetitions);
     outln!("{}: {} cells x {reps} repetitions = {} boots", matrix.display(), cells.len(), cells.len() as u32 * reps);

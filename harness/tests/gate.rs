@@ -116,6 +116,35 @@ fn a_seeded_slowdown_fails_the_gate_and_its_base_against_a_baseline_passes() {
     let fast = r.value("6.12-dynamic.sev-emulated.dmabench.default", "dmabench.map_us");
     assert!(slow > fast, "{slow} vs {fast}");
 
+    // A run read again (as a merged sharded nightly is) gates the same:
+    // the same mode, the same verdict, the same exit.
+    let (code, out, err) = bounce_in(project.path(), &["report".as_ref(), r.run_dir.as_os_str(), "--gate".as_ref()]);
+    assert_eq!(code, Some(7), "{out}\n{err}");
+    let again: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("gate: ")).collect();
+    assert!(
+        again.first().is_some_and(|l| l.contains(" regressed")) && !again.first().unwrap().contains(" 0 regressed"),
+        "{out}"
+    );
+    assert!(out.contains("same-run A/B: 6.12-dynamic@good"), "{out}");
+
+    // --dry-run names the good build and lists its cells.
+    let m = project.path().join("dry.yaml");
+    std::fs::write(&m, dmabench_matrix(6, &[])).unwrap();
+    let (code, out, err) = bounce_in(
+        project.path(),
+        &[
+            "matrix".as_ref(),
+            "--matrix".as_ref(),
+            m.as_os_str(),
+            "--gate".as_ref(),
+            "nightly".as_ref(),
+            "--dry-run".as_ref(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("same-run A/B: 6.12-dynamic@good boots baseline nightly's build "), "{out}");
+    assert!(out.contains("  6.12-dynamic@good.sev-emulated.dmabench.default  (kernel 6.12-dynamic@good"), "{out}");
+
     // The same two runs through `bounce compare`: the unpatched cells of
     // the second run against the baseline pass the gate.
     let (code, out, err) =

@@ -231,7 +231,7 @@ pub async fn run(root: &Path, cache: &Path, opts: &Options) -> Result<Outcome> {
 }
 
 /// Each kernel of `m` the baseline has a build of gets its last good twin.
-fn pin_last_good(m: &mut Matrix, file: &Path, baseline: &str, builds: &[BuildMeta]) -> Result<LastGood> {
+pub fn pin_last_good(m: &mut Matrix, file: &Path, baseline: &str, builds: &[BuildMeta]) -> Result<LastGood> {
     let mut kernels = Vec::new();
     for k in m.kernels.clone() {
         let keys: BTreeMap<String, String> =

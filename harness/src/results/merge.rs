@@ -44,6 +44,11 @@ pub fn merge(shards: &[RunDir], into: &Path) -> Result<RunDir> {
             Some(format!("harness {} vs {}", env.harness_rev, e0.harness_rev))
         } else if env.matrix_file != e0.matrix_file {
             Some(format!("matrix {} vs {}", env.matrix_file, e0.matrix_file))
+        } else if env.last_good != e0.last_good {
+            // A same-run gate's good build must boot in every shard, or
+            // half the pairs are judged against nothing.
+            let g = |e: &RunEnv| e.last_good.as_ref().map(|g| g.baseline.clone()).unwrap_or_else(|| "none".into());
+            Some(format!("last good build from baseline {} vs {}", g(env), g(e0)))
         } else {
             // Accelerator and clock, QEMU, host class, compiler, rootfs:
             // what makes two runs' numbers incomparable makes shards so.
