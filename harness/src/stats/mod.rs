@@ -449,6 +449,26 @@ mod tests {
         assert_eq!(mde_pct(3, 3, 1.0, 0.05), None);
     }
 
+    /// Calibrated noise is a floor for the MDE, not a cap: boots that
+    /// spread wider than calibration said print the wider MDE, and boots
+    /// that spread less keep the calibrated one. The threshold stays the
+    /// calibrated one either way.
+    #[test]
+    fn the_mde_takes_the_wider_of_the_calibrated_and_the_observed_spread() {
+        let d = decl(Better::Higher);
+        let tight = [100.0, 100.5, 99.5, 100.2, 99.8, 100.1];
+        let wide = [100.0, 110.0, 90.0, 105.0, 95.0, 100.0];
+        let calibrated = |a: &[f64], b: &[f64]| judge(&d, a, b, Some(2.0), 1);
+        let at_2 = mde_pct(6, 6, 2.0, ALPHA).unwrap();
+        assert_eq!(calibrated(&tight, &tight).mde_pct, Some(at_2));
+        let observed = pooled_sd_pct(&wide, &wide).unwrap();
+        assert!(observed > 2.0, "{observed}");
+        let j = calibrated(&wide, &wide);
+        assert_eq!(j.mde_pct, mde_pct(6, 6, observed, ALPHA));
+        assert!(j.mde_pct.unwrap() > at_2);
+        assert_eq!((j.noise_pct, j.noise_source), (Some(2.0), NoiseSource::Calibrated));
+    }
+
     #[test]
     fn median_is_robust() {
         assert_eq!(median(&[14.3, 14.5, 22.5]), Some(14.5));
