@@ -10,7 +10,11 @@ fn dry_run_lists_the_default_matrix() {
     let o = bounce().args(["matrix", "--dry-run"]).output().unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("84 cells x 3 repetitions = 252 boots"), "{out}");
+    assert!(out.contains("88 cells x 3 repetitions = 264 boots"), "{out}");
+    // A default-size pool that runs out, on both architectures.
+    for id in ["6.12-dynamic.sev-emulated.dmacheck-transient.default", "6.12-dynamic.arm64.dmacheck-transient.default"] {
+        assert!(out.contains(&format!("  {id}  (")), "{id} missing from:\n{out}");
+    }
     assert!(
         out.contains("kernels to build or find in the cache: 6.12-fixed (x86_64), 6.12-dynamic (x86_64), 6.12-fixed (arm64), 6.12-dynamic (arm64)"),
         "{out}"
