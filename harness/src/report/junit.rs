@@ -66,7 +66,7 @@ pub fn render(
             ),
             (Outcome::Pass, _) => (
                 TestCaseStatus::success(),
-                expected.map(|e| format!("XPASS: expected to fail [{}] ({})", e.class, e.why)),
+                c.xpass().map(|e| format!("XPASS: expected to fail [{}] ({})", e.class, e.why)),
             ),
             (Outcome::Broken, Some(f)) => {
                 (non_success(NonSuccessKind::Error, &f.class.to_string(), f.message.clone()), None)

@@ -344,8 +344,8 @@ pub fn status(cells: &[CellResult]) -> (String, Option<FailureClass>) {
             worst = worst.max(Some(FailureClass::Infrastructure));
         }
     }
-    for c in cells.iter().filter(|c| c.status() == Status::Pass) {
-        if let Some(e) = &c.expected_failure {
+    for c in cells {
+        if let Some(e) = c.xpass() {
             out.push_str(&format!(
                 "  XPASS {}: expected to fail [{}] ({}), passed: update the matrix's expect_fail\n",
                 c.key.id(),
@@ -805,7 +805,7 @@ pub fn verdict_row(c: &CellResult) -> Vec<String> {
         (u, _) => format!("{u} FINDINGS"),
     };
     let verdict = match (c.status(), c.failed_as_expected(), c.worst_failure()) {
-        (Status::Pass, _, _) if c.expected_failure.is_some() => "pass (XPASS)".to_string(),
+        (Status::Pass, _, _) if c.xpass().is_some() => "pass (XPASS)".to_string(),
         (Status::Pass, _, _) => "pass".to_string(),
         (_, true, Some(f)) => format!("XFAIL [{}]", f.class),
         (_, _, Some(f)) => format!("FAIL [{}]", f.class),

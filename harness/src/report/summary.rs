@@ -226,7 +226,7 @@ pub fn render(header: &[String], cells: &[CellResult], tables: &[Table], gate: O
     let failed: Vec<&CellResult> =
         cells.iter().filter(|c| c.status() == Status::Fail && !c.failed_as_expected()).collect();
     let xfail = cells.iter().filter(|c| c.status() == Status::Fail && c.failed_as_expected()).count();
-    let xpass = cells.iter().filter(|c| c.status() == Status::Pass && c.expected_failure.is_some()).count();
+    let xpass = cells.iter().filter(|c| c.xpass().is_some()).count();
     out.push_str(&format!(
         "correctness: {} cells, {boots} boots: {} passed, {} FAILED, {xfail} failed as expected{}\n",
         cells.len(),

@@ -130,6 +130,14 @@ pub struct ExpectedFailure {
     pub cells: String,
     pub class: FailureClass,
     pub why: String,
+    /// Words every expected failure's message holds: another failure of
+    /// the same class in these cells is not the one declared, and fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
+    /// A known bug these cells hit only sometimes: a pass is a pass, not
+    /// an XPASS asking for the declaration to go.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intermittent: bool,
 }
 
 /// A kernel log line that matched a rule.
@@ -244,12 +252,22 @@ impl CellResult {
     }
 
     /// Failed as the matrix said it would: every failed repetition has the
-    /// declared class.
+    /// declared class (and the declared words).
     pub fn failed_as_expected(&self) -> bool {
         self.expected_failure.as_ref().is_some_and(|e| {
             self.status() == Status::Fail
-                && self.reps.iter().filter_map(|r| r.failure.as_ref()).all(|f| f.class == e.class)
+                && self
+                    .reps
+                    .iter()
+                    .filter_map(|r| r.failure.as_ref())
+                    .all(|f| f.class == e.class && e.matches.as_deref().is_none_or(|w| f.message.contains(w)))
         })
+    }
+
+    /// Passed, though the matrix said it fails every time: its
+    /// declaration is out of date.
+    pub fn xpass(&self) -> Option<&ExpectedFailure> {
+        self.expected_failure.as_ref().filter(|e| self.status() == Status::Pass && !e.intermittent)
     }
 
     /// The most serious failure among the repetitions.
@@ -467,6 +485,34 @@ pub mod testing {
 mod tests {
     use super::testing::cell;
     use super::*;
+
+    /// A declaration with `matches` expects that failure, not any of its
+    /// class; an intermittent one lets a pass be a pass.
+    #[test]
+    fn an_expected_failure_is_the_one_declared_and_an_intermittent_one_may_pass() {
+        let e: ExpectedFailure = serde_yaml::from_str(
+            "{cells: '*', class: correctness, why: a known bug, matches: 'swiotlb buffer is full', intermittent: true}",
+        )
+        .unwrap();
+        let mut c = cell("a", &[]);
+        c.expected_failure = Some(e);
+        let failed = |m: &str| RepResult {
+            status: Status::Fail,
+            failure: Some(crate::failure::Failure::new(FailureClass::Correctness, m.to_string())),
+            ..super::testing::passed(1)
+        };
+        c.reps = vec![
+            super::testing::passed(0),
+            failed("kernel log (swiotlb-full): swiotlb buffer is full (sz: 4096 bytes)"),
+        ];
+        assert!(c.failed_as_expected());
+        c.reps.push(failed("storage: fio verify failed"));
+        assert!(!c.failed_as_expected(), "another correctness failure is not the one declared");
+        c.reps = vec![super::testing::passed(0)];
+        assert!(c.xpass().is_none(), "an intermittent bug may not show");
+        c.expected_failure.as_mut().unwrap().intermittent = false;
+        assert!(c.xpass().is_some(), "a declared failure that never came is out of date");
+    }
 
     #[test]
     fn a_plan_knows_which_boots_are_missing_and_says_so_once() {
