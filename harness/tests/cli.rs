@@ -12,7 +12,8 @@ fn dry_run_lists_the_default_matrix() {
     assert!(o.status.success(), "{err}");
     assert!(out.contains("88 cells x 3 repetitions = 264 boots"), "{out}");
     // A default-size pool that runs out, on both architectures.
-    for id in ["6.12-dynamic.sev-emulated.dmacheck-transient.default", "6.12-dynamic.arm64.dmacheck-transient.default"] {
+    for id in ["6.12-dynamic.sev-emulated.dmacheck-transient.default", "6.12-dynamic.arm64.dmacheck-transient.default"]
+    {
         assert!(out.contains(&format!("  {id}  (")), "{id} missing from:\n{out}");
     }
     assert!(
