@@ -20,6 +20,7 @@ pub fn paragraphs(cells: &[CellResult], tables: &[Table], gate: Option<&str>) ->
         // The verdict, then what it judged against (the mode's line).
         let mut lines = g.lines();
         let head = lines.next().unwrap_or_default();
+        let head = head.strip_prefix("gate: ").unwrap_or(head);
         match lines.next().map(str::trim).filter(|l| !l.starts_with("REGRESSED")) {
             Some(mode) => out.push(format!("Gate: {head}; {mode}")),
             None => out.push(format!("Gate: {head}")),

@@ -19,7 +19,7 @@ const RULES: &[(&str, &str)] = &[
     ("atomic-sleep", r"BUG: sleeping function called from invalid context|BUG: scheduling while atomic"),
     (
         "lockdep",
-        r"WARNING: (possible circular locking dependency|possible recursive locking|inconsistent lock state|possible irq lock inversion dependency|suspicious unlock balance|bad unlock balance|held lock freed|lock held when returning to user space)",
+        r"WARNING: (possible circular locking dependency|possible recursive locking|inconsistent lock state|possible irq lock inversion dependency|[A-Z]+-safe -> [A-Z]+-unsafe lock order detected|suspicious unlock balance|bad unlock balance|held lock freed|lock held when returning to user space|Nested lock was not taken)",
     ),
     ("rcu-usage", r"WARNING: suspicious RCU usage"),
     ("kmemleak", r"kmemleak: \d+ new suspected memory leaks?|unreferenced object 0x[0-9a-f]+"),
@@ -224,6 +224,9 @@ mod tests {
             ("[ 5.1] BUG: scheduling while atomic: kworker/0:1/21/0x00000002", "atomic-sleep"),
             ("[ 5.2] WARNING: possible circular locking dependency detected", "lockdep"),
             ("[ 5.2] WARNING: inconsistent lock state", "lockdep"),
+            // Recorded: a GFP_KERNEL allocation under a softirq-safe lock
+            // (defect-gfp), lockdep's word before might_sleep's.
+            ("[    6.133557] WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", "lockdep"),
             ("[ 5.3] WARNING: suspicious RCU usage", "rcu-usage"),
             ("[ 9.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)", "kmemleak"),
             // Recorded: the debug kernel's first catch was in dmacheck itself.
