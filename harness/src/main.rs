@@ -375,14 +375,6 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let mut gate_code = 0;
             if gate.is_some() {
                 let (against, mode) = match (&baseline, &judged.env.last_good) {
-                    (Some(b), Some(g)) => (
-                        None,
-                        report::GateMode::SameRun {
-                            baseline: b.name(),
-                            history: b.read_history().len(),
-                            kernels: g.kernels.clone(),
-                        },
-                    ),
                     (Some(b), None) => (
                         Some(stats::compare::across_runs(
                             (&b.name(), &b.read_env()?, &b.read_cells()?),
@@ -393,7 +385,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         )?),
                         report::GateMode::Stored { baseline: b.name() },
                     ),
-                    (None, _) => (None, report::GateMode::InRun),
+                    _ => {
+                        let history = baseline.as_ref().map_or(0, |b| b.read_history().len());
+                        (None, report::GateMode::of_run(&judged.env, history))
+                    }
                 };
                 gate_code = judged.judge_gate(against, mode);
             }
@@ -684,16 +679,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let noise = NoiseTable::load(&root.join(stats::noise::FILE))?;
             let mut judged = report::RunReport::load(&root, &RunDir::open(&run)?, &noise)?;
             let gate_code = if gate {
-                let mode = match &judged.env.last_good {
-                    Some(g) => report::GateMode::SameRun {
-                        baseline: g.baseline.clone(),
-                        history: RunDir::resolve(&g.baseline, &root.join("results/baselines"))
-                            .map(|b| b.read_history().len())
-                            .unwrap_or(0),
-                        kernels: g.kernels.clone(),
-                    },
-                    None => report::GateMode::InRun,
-                };
+                let history = (judged.env.last_good.as_ref())
+                    .and_then(|g| RunDir::resolve(&g.baseline, &root.join("results/baselines")).ok())
+                    .map_or(0, |b| b.read_history().len());
+                let mode = report::GateMode::of_run(&judged.env, history);
                 judged.judge_gate(None, mode)
             } else {
                 0

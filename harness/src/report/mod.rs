@@ -402,6 +402,16 @@ pub enum GateMode {
 }
 
 impl GateMode {
+    /// How a run's own comparisons are judged: same-run A/B when it booted
+    /// a baseline's last good build (`history`: the nights that baseline
+    /// has saved), else within the run.
+    pub fn of_run(env: &RunEnv, history: usize) -> GateMode {
+        match &env.last_good {
+            Some(g) => GateMode::SameRun { baseline: g.baseline.clone(), history, kernels: g.kernels.clone() },
+            None => GateMode::InRun,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             GateMode::InRun => "judged within this run: each gated comparison's kernels booted interleaved".into(),
